@@ -1,0 +1,1 @@
+"""har-assets: wearable-sensor recordings to a served activity-recognition model, as Dagster assets."""

@@ -1,0 +1,68 @@
+"""The one home folder (`HAR_HOME`, default `./data`) that holds raw data, assets, MLflow and Dagster state."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from har_assets.config import PreprocessConfig
+
+HOME_ENV = "HAR_HOME"
+DEFAULT_HOME = "data"
+PREPROCESS_FILE = "preprocess.json"
+MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+@dataclass(frozen=True)
+class HarHome:
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> HarHome:
+        return cls(Path(os.environ.get(HOME_ENV, DEFAULT_HOME)).expanduser().resolve())
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def assets(self) -> Path:
+        return self.root / "assets"
+
+    @property
+    def mlflow(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlflow / "artifacts"
+
+    def mlflow_tracking_uri(self) -> str:
+        """`$MLFLOW_TRACKING_URI` if set (e.g. a tracking server), else a SQLite store under `mlflow/`
+        (a database backend, because the model registry and its aliases need one)."""
+        return os.environ.get(MLFLOW_URI_ENV) or f"sqlite:///{self.mlflow / 'mlflow.db'}"
+
+    def mlflow_artifact_location(self) -> str | None:
+        """Artifact root for experiments created in the local store; None when a server decides."""
+        return None if os.environ.get(MLFLOW_URI_ENV) else self.mlflow_artifacts.resolve().as_uri()
+
+    @property
+    def optuna(self) -> Path:
+        return self.root / "optuna"
+
+    def optuna_storage_url(self) -> str:
+        """The resumable Optuna study storage (SQLite)."""
+        return f"sqlite:///{self.optuna / 'optuna.db'}"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    def preprocess_config(self) -> PreprocessConfig:
+        """The preprocessing config: `$HAR_HOME/preprocess.json` if present, else the defaults."""
+        path = self.root / PREPROCESS_FILE
+        if path.is_file():
+            return PreprocessConfig.model_validate(json.loads(path.read_text()))
+        return PreprocessConfig()

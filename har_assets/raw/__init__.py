@@ -1,0 +1,1 @@
+"""Reading the raw participant format: files, units, labels."""

@@ -1,0 +1,246 @@
+"""Strict, fast reading of the Garmin-style batch export (XLSX or CSV) into a RawRecording.
+
+Every problem raises RawDataError naming the participant, the file, the column and the row
+(rows are numbered as a spreadsheet shows them: the header is row 1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from pydantic import ValidationError
+
+from har_assets.config import PreprocessConfig
+from har_assets.errors import RawDataError
+from har_assets.raw.layout import ParticipantFiles, file_sha256, locate_files
+from har_assets.raw.recording import (
+    ACCEL_TO_SI,
+    GYRO_TO_SI,
+    LABEL_SCHEMA,
+    ParticipantMeta,
+    RawRecording,
+    empty_labels,
+)
+
+TIME_COLUMNS = ("timestamp", "timestamp_ms", "sample_time_offset")
+VALUE_COLUMNS = {
+    "accelerometer": ("calibrated_accel_x", "calibrated_accel_y", "calibrated_accel_z"),
+    "gyroscope": ("calibrated_gyro_x", "calibrated_gyro_y", "calibrated_gyro_z"),
+}
+# Naive formats are taken as UTC; the first that parses a cell wins.
+NAIVE_FORMATS = (
+    "%m/%d/%Y, %I:%M:%S %p",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+)
+AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")
+FIRST_DATA_ROW = 2  # header is spreadsheet row 1
+
+
+def read_participant(folder: Path, cfg: PreprocessConfig) -> RawRecording:
+    """Read and validate one participant folder; never modifies it."""
+    files = locate_files(folder)
+    return read_files(files, cfg)
+
+
+def read_files(files: ParticipantFiles, cfg: PreprocessConfig) -> RawRecording:
+    pid = files.participant
+    meta = read_meta(pid, files.meta)
+    accel = read_sensor_file(pid, files.accelerometer, "accelerometer", ACCEL_TO_SI[meta.accel_unit(cfg)])
+    gyro = read_sensor_file(pid, files.gyroscope, "gyroscope", GYRO_TO_SI[meta.gyro_unit(cfg)])
+    labels = read_labels(pid, files.labels, cfg) if files.labels else empty_labels()
+    return RawRecording(
+        participant=pid,
+        accel=accel,
+        gyro=gyro,
+        labels=labels,
+        meta=meta,
+        sources={p.name: file_sha256(p) for p in files.all},
+    )
+
+
+def read_meta(pid: str, path: Path | None) -> ParticipantMeta:
+    if path is None:
+        return ParticipantMeta()
+    try:
+        return ParticipantMeta.model_validate(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise RawDataError(pid, path.name, f"not valid JSON ({exc})") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise RawDataError(pid, path.name, f"invalid metadata: {problems}") from exc
+
+
+def load_table(pid: str, path: Path) -> pl.DataFrame:
+    """Load a sheet/CSV with every cell as text (types are checked column by column afterwards)."""
+    try:
+        if path.suffix == ".xlsx":
+            table = pl.read_excel(path, engine="calamine", infer_schema_length=0)
+        else:
+            table = pl.read_csv(path, infer_schema_length=0)
+    except Exception as exc:  # the readers raise many types for corrupt files
+        raise RawDataError(pid, path.name, f"cannot read file ({type(exc).__name__}: {exc})") from exc
+    if table.height == 0:
+        raise RawDataError(pid, path.name, "file has no data rows")
+    return table.rename({c: c.strip() for c in table.columns})
+
+
+def _first_bad_row(mask: pl.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy())[0]) + FIRST_DATA_ROW
+
+
+def parse_utc_ms(values: pl.Series) -> pl.Series:
+    """Epoch milliseconds (Float64, null where unparseable) from text timestamps or Unix seconds."""
+    text = values.cast(pl.String).str.strip_chars()
+    unix_s = text.cast(pl.Float64, strict=False)
+    parsed = [unix_s * 1000.0]
+    for fmt in NAIVE_FORMATS:
+        dt = text.str.to_datetime(fmt, strict=False, time_unit="ms")
+        parsed.append(dt.dt.epoch("ms").cast(pl.Float64))
+    for fmt in AWARE_FORMATS:
+        dt = text.str.to_datetime(fmt, strict=False, time_unit="ms", time_zone="UTC")
+        parsed.append(dt.dt.epoch("ms").cast(pl.Float64))
+    return pl.select(pl.coalesce(parsed)).to_series()
+
+
+def _parse_list_cells(pid: str, file: str, table: pl.DataFrame, column: str) -> pl.Series:
+    """Parse `[0, 40, 80]` or `["0","40","80"]` cells into a list[f64] column."""
+    text = table[column].cast(pl.String).str.strip_chars()
+    bracketed = text.str.starts_with("[") & text.str.ends_with("]")
+    if not bracketed.fill_null(False).all():
+        row = _first_bad_row(~bracketed.fill_null(False))
+        raise RawDataError(pid, file, f"expected a list like [0, 40, 80], got {text[row - FIRST_DATA_ROW]!r}",
+                           field=column, row=row)
+    items = (
+        text.str.slice(1, text.str.len_chars() - 2)
+        .str.replace_all('"', "", literal=True)
+        .str.split(",")
+        .list.eval(pl.element().str.strip_chars().cast(pl.Float64, strict=False))
+    )
+    bad = items.list.eval(pl.element().is_null()).list.any()
+    if bad.any():
+        row = _first_bad_row(bad)
+        raise RawDataError(pid, file, f"list holds an empty or non-numeric item: {text[row - FIRST_DATA_ROW]!r}",
+                           field=column, row=row)
+    return items
+
+
+def read_sensor_file(pid: str, path: Path, sensor: str, to_si: float) -> pl.DataFrame:
+    """Explode one batch export into samples: t_ms, x, y, z in SI units, strictly increasing time."""
+    file = path.name
+    table = load_table(pid, path)
+    value_columns = VALUE_COLUMNS[sensor]
+    missing = [c for c in (*TIME_COLUMNS, *value_columns) if c not in table.columns]
+    if missing:
+        raise RawDataError(pid, file, f"missing column(s) {', '.join(missing)}; found {', '.join(table.columns)}")
+
+    start = parse_utc_ms(table["timestamp"])
+    if start.is_null().any():
+        row = _first_bad_row(start.is_null())
+        raise RawDataError(pid, file, f"unreadable timestamp {table['timestamp'][row - FIRST_DATA_ROW]!r} "
+                           "(expected e.g. '03/24/2025, 07:52:19 AM', '2025-03-24 07:52:19' or Unix seconds)",
+                           field="timestamp", row=row)
+    ms = table["timestamp_ms"].cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    bad_ms = ms.is_null() | ~ms.is_finite().fill_null(False) | (ms < 0) | (ms >= 1000)
+    if bad_ms.any():
+        row = _first_bad_row(bad_ms)
+        raise RawDataError(pid, file, f"timestamp_ms must be a number of milliseconds 0-999, got "
+                           f"{table['timestamp_ms'][row - FIRST_DATA_ROW]!r}", field="timestamp_ms", row=row)
+
+    offsets = _parse_list_cells(pid, file, table, "sample_time_offset")
+    n_per_row = offsets.list.len()
+    if (n_per_row == 0).any():
+        raise RawDataError(pid, file, "empty batch", field="sample_time_offset", row=_first_bad_row(n_per_row == 0))
+    lists = {}
+    for axis, column in zip("xyz", value_columns, strict=True):
+        values = _parse_list_cells(pid, file, table, column)
+        mismatch = values.list.len() != n_per_row
+        if mismatch.any():
+            row = _first_bad_row(mismatch)
+            raise RawDataError(pid, file, f"list has {values.list.len()[row - FIRST_DATA_ROW]} values but "
+                               f"sample_time_offset has {n_per_row[row - FIRST_DATA_ROW]}", field=column, row=row)
+        lists[axis] = values
+
+    samples = pl.DataFrame(
+        {
+            "row": pl.int_range(FIRST_DATA_ROW, table.height + FIRST_DATA_ROW, eager=True),
+            "t_ms": start + ms,
+            "offset": offsets,
+            **lists,
+        }
+    ).explode(["offset", "x", "y", "z"])
+    samples = samples.with_columns(pl.col("t_ms") + pl.col("offset"))
+    for axis, column in zip("xyz", value_columns, strict=True):
+        bad = ~samples[axis].is_finite()
+        if bad.any():
+            row = int(samples["row"].filter(bad)[0])
+            raise RawDataError(pid, file, "value is NaN or infinite", field=column, row=row)
+    bad_t = ~samples["offset"].is_finite()
+    if bad_t.any():
+        raise RawDataError(pid, file, "offset is NaN or infinite", field="sample_time_offset",
+                           row=int(samples["row"].filter(bad_t)[0]))
+    step = samples["t_ms"].diff().slice(1)
+    not_increasing = step <= 0
+    if not_increasing.any():
+        i = int(np.flatnonzero(not_increasing.to_numpy())[0])
+        times = samples["t_ms"].to_numpy()
+        if np.isin(times[i + 1], times[: i + 1]):
+            kind = "duplicated: this sample time already occurred"
+        else:
+            kind = f"going back in time by {-step[i]:g} ms"
+        raise RawDataError(pid, file, f"sample timestamps not strictly increasing ({kind})",
+                           field="sample_time_offset", row=int(samples["row"][i + 1]))
+    return samples.select(
+        "t_ms", *(pl.col(a) * to_si for a in "xyz")
+    )
+
+
+def read_labels(pid: str, path: Path, cfg: PreprocessConfig) -> pl.DataFrame:
+    """Read `start,end,activity` (ISO-8601 UTC) into sorted, non-overlapping half-open intervals."""
+    file = path.name
+    try:
+        table = pl.read_csv(path, infer_schema_length=0)
+    except Exception as exc:
+        raise RawDataError(pid, file, f"cannot read file ({type(exc).__name__}: {exc})") from exc
+    table = table.rename({c: c.strip() for c in table.columns})
+    missing = [c for c in ("start", "end", "activity") if c not in table.columns]
+    if missing:
+        raise RawDataError(pid, file, f"missing column(s) {', '.join(missing)}; found {', '.join(table.columns)}")
+    if table.height == 0:
+        return empty_labels()
+    out = {}
+    for column in ("start", "end"):
+        parsed = parse_utc_ms(table[column])
+        if parsed.is_null().any():
+            row = _first_bad_row(parsed.is_null())
+            raise RawDataError(pid, file, f"unreadable ISO-8601 time {table[column][row - FIRST_DATA_ROW]!r}",
+                               field=column, row=row)
+        out[f"{column}_ms"] = parsed
+    activity = table["activity"].str.strip_chars()
+    blank = activity.is_null() | (activity == "")
+    if blank.any():
+        raise RawDataError(pid, file, "empty activity", field="activity", row=_first_bad_row(blank))
+    if cfg.activities is not None:
+        unknown = ~activity.is_in(list(cfg.activities))
+        if unknown.any():
+            row = _first_bad_row(unknown)
+            raise RawDataError(pid, file, f"unknown activity {activity[row - FIRST_DATA_ROW]!r}; allowed: "
+                               f"{', '.join(cfg.activities)}", field="activity", row=row)
+    labels = pl.DataFrame({**out, "activity": activity}).with_columns(
+        row=pl.int_range(FIRST_DATA_ROW, table.height + FIRST_DATA_ROW)
+    )
+    empty = labels["end_ms"] <= labels["start_ms"]
+    if empty.any():
+        raise RawDataError(pid, file, "interval ends at or before its start", field="end",
+                           row=_first_bad_row(empty))
+    labels = labels.sort("start_ms")
+    overlap = (labels["start_ms"] < labels["end_ms"].shift(1)).fill_null(False)
+    if overlap.any():
+        i = int(np.flatnonzero(overlap.to_numpy())[0])
+        raise RawDataError(pid, file, f"interval overlaps the interval of row {labels['row'][i - 1]}",
+                           field="start", row=int(labels["row"][i]))
+    return labels.select(list(LABEL_SCHEMA)).cast(LABEL_SCHEMA)

@@ -1,0 +1,99 @@
+"""The in-memory raw recording of one participant, in SI units, and its unit conversions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
+from har_assets.raw.layout import fingerprint_of
+
+STANDARD_GRAVITY = 9.80665  # m/s² per g
+
+ACCEL_TO_SI = {AccelUnit.MILLI_G: STANDARD_GRAVITY / 1000.0, AccelUnit.G: STANDARD_GRAVITY, AccelUnit.M_PER_S2: 1.0}
+GYRO_TO_SI = {GyroUnit.DEG_PER_S: np.pi / 180.0, GyroUnit.RAD_PER_S: 1.0}
+
+SAMPLE_SCHEMA = {"t_ms": pl.Float64, "x": pl.Float64, "y": pl.Float64, "z": pl.Float64}
+LABEL_SCHEMA = {"start_ms": pl.Float64, "end_ms": pl.Float64, "activity": pl.String}
+
+
+class SensorUnits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accelerometer: AccelUnit | None = None
+    gyroscope: GyroUnit | None = None
+
+
+class SensorRates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accelerometer: float | None = Field(None, gt=0)
+    gyroscope: float | None = Field(None, gt=0)
+
+
+class ParticipantMeta(BaseModel):
+    """Optional `participant.json`: per-participant overrides of the configured defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    units: SensorUnits = SensorUnits()
+    declared_hz: SensorRates = SensorRates()
+    info: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Free-form study metadata.")
+
+    def accel_unit(self, cfg: PreprocessConfig) -> AccelUnit:
+        return self.units.accelerometer or cfg.accel_unit
+
+    def gyro_unit(self, cfg: PreprocessConfig) -> GyroUnit:
+        return self.units.gyroscope or cfg.gyro_unit
+
+    def accel_hz(self, cfg: PreprocessConfig) -> float:
+        return self.declared_hz.accelerometer or cfg.declared_accel_hz
+
+    def gyro_hz(self, cfg: PreprocessConfig) -> float:
+        return self.declared_hz.gyroscope or cfg.declared_gyro_hz
+
+
+@dataclass
+class RawRecording:
+    """Both sensors of one participant on their own clocks, in SI units (m/s², rad/s).
+
+    `accel`/`gyro` have columns t_ms (epoch milliseconds, strictly increasing), x, y, z;
+    `labels` has start_ms, end_ms, activity (half-open intervals, sorted, non-overlapping).
+    """
+
+    participant: str
+    accel: pl.DataFrame
+    gyro: pl.DataFrame
+    labels: pl.DataFrame
+    meta: ParticipantMeta = field(default_factory=ParticipantMeta)
+    sources: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+
+    def fingerprint(self) -> str:
+        """Content hash of the files this recording was read from."""
+        return fingerprint_of(self.sources)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.accel.write_parquet(folder / "accel.parquet")
+        self.gyro.write_parquet(folder / "gyro.parquet")
+        self.labels.write_parquet(folder / "labels.parquet")
+        info = {"participant": self.participant, "meta": self.meta.model_dump(mode="json"), "sources": self.sources}
+        (folder / "recording.json").write_text(json.dumps(info, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> RawRecording:
+        info = json.loads((folder / "recording.json").read_text())
+        return cls(
+            participant=info["participant"],
+            accel=pl.read_parquet(folder / "accel.parquet"),
+            gyro=pl.read_parquet(folder / "gyro.parquet"),
+            labels=pl.read_parquet(folder / "labels.parquet"),
+            meta=ParticipantMeta.model_validate(info["meta"]),
+            sources=info["sources"],
+        )
+
+
+def empty_labels() -> pl.DataFrame:
+    return pl.DataFrame(schema=LABEL_SCHEMA)

@@ -1,0 +1,77 @@
+"""Scanning the raw root for participant folders that are new, changed, still being written, or invalid.
+
+Pure and idempotent: the state of the previous scan goes in, the new state comes out, so a
+sensor can keep it in its cursor and never re-request an unchanged participant.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from har_assets.raw.layout import (
+    ParticipantFolderError,
+    content_fingerprint,
+    locate_files,
+    newest_mtime,
+    stat_signature,
+)
+
+
+@dataclass
+class ScanResult:
+    to_request: dict[str, str] = field(default_factory=dict)  # participant -> content fingerprint
+    settling: list[str] = field(default_factory=list)  # files still changing: wait for the next scan
+    invalid: dict[str, str] = field(default_factory=dict)  # folder name -> problem
+    unchanged: list[str] = field(default_factory=list)
+    state: dict = field(default_factory=dict)  # to pass to the next scan
+
+    def summary(self) -> str:
+        parts = [f"{len(self.to_request)} new/changed", f"{len(self.unchanged)} unchanged"]
+        if self.settling:
+            parts.append(f"{len(self.settling)} still being written ({', '.join(self.settling)})")
+        if self.invalid:
+            parts.append("invalid: " + "; ".join(f"{n}: {p}" for n, p in sorted(self.invalid.items())))
+        return ", ".join(parts)
+
+
+def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now: float | None = None) -> ScanResult:
+    """Classify every folder under `root`.
+
+    A folder is ready once its files' sizes and mtimes are unchanged since the previous scan, or
+    their newest mtime is older than `settle_s`. A ready folder whose content hash differs from
+    the last one requested is returned in `to_request`; the caller confirms with the new state.
+    """
+    previous = previous or {}
+    seen_before: dict[str, dict] = previous.get("seen", {})
+    requested: dict[str, str] = dict(previous.get("requested", {}))
+    now = time.time() if now is None else now
+    result = ScanResult()
+    seen: dict[str, dict] = {}
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    for folder in folders:
+        try:
+            files = locate_files(folder)
+            signature = stat_signature(files)
+        except (ParticipantFolderError, OSError) as exc:
+            result.invalid[folder.name] = str(exc)
+            continue
+        pid = files.participant
+        before = seen_before.get(pid, {})
+        if before.get("sig") == signature and before.get("fp"):
+            fingerprint = before["fp"]
+        elif before.get("sig") == signature or now - newest_mtime(files) >= settle_s:
+            fingerprint = content_fingerprint(files)
+        else:
+            seen[pid] = {"sig": signature, "fp": None}
+            result.settling.append(pid)
+            continue
+        seen[pid] = {"sig": signature, "fp": fingerprint}
+        if requested.get(pid) == fingerprint:
+            result.unchanged.append(pid)
+        else:
+            result.to_request[pid] = fingerprint
+            requested[pid] = fingerprint
+    result.state = {"seen": seen, "requested": requested}
+    return result

@@ -1,0 +1,1 @@
+"""Signal processing from raw samples to model-ready windows (no Dagster)."""

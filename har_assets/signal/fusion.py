@@ -1,0 +1,147 @@
+"""Put both sensors on one uniform clock, split at gaps, and attach sample labels.
+
+Each sensor is linearly interpolated onto a grid at `target_hz` aligned to absolute time
+(multiples of the period since the epoch), only inside spans where *both* sensors have data
+without a pause longer than `max_gap_s`. Gaps are never interpolated across: they end a segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from har_assets.config import PreprocessConfig
+
+SENSOR_CHANNELS = {"accel": ("acc_x", "acc_y", "acc_z"), "gyro": ("gyro_x", "gyro_y", "gyro_z")}
+FUSED_CHANNELS = (*SENSOR_CHANNELS["accel"], *SENSOR_CHANNELS["gyro"])
+
+
+@dataclass(frozen=True)
+class SensorStats:
+    """What was measured of one sensor's native clock."""
+
+    samples: int
+    native_hz: float  # from the median sample interval
+    gaps: int
+    gap_seconds: float
+    samples_lost: int  # samples outside every fused segment
+    first_ms: float
+    last_ms: float
+
+
+@dataclass(frozen=True)
+class FusionStats:
+    accel: SensorStats
+    gyro: SensorStats
+    segments: int
+    fused_samples: int
+    duration_s: float
+    dropped_short_spans: int
+
+    @property
+    def lost_share(self) -> float:
+        total = self.accel.samples + self.gyro.samples
+        return (self.accel.samples_lost + self.gyro.samples_lost) / total if total else 0.0
+
+
+def continuous_spans(t_ms: np.ndarray, max_gap_ms: float) -> np.ndarray:
+    """(k, 2) array of [first, last] sample times of the gap-free runs of a sorted time array."""
+    if t_ms.size == 0:
+        return np.empty((0, 2))
+    breaks = np.flatnonzero(np.diff(t_ms) > max_gap_ms)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [t_ms.size - 1]))
+    return np.column_stack((t_ms[starts], t_ms[ends]))
+
+
+def intersect_spans(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection of two sorted, disjoint span lists."""
+    out: list[tuple[float, float]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i, 0], b[j, 0]), min(a[i, 1], b[j, 1])
+        if lo < hi:
+            out.append((lo, hi))
+        if a[i, 1] < b[j, 1]:
+            i += 1
+        else:
+            j += 1
+    return np.array(out, dtype=float).reshape(-1, 2)
+
+
+def _sensor_stats(t_ms: np.ndarray, segments: np.ndarray, max_gap_ms: float) -> SensorStats:
+    steps = np.diff(t_ms)
+    gap_steps = steps[steps > max_gap_ms]
+    inside = np.zeros(t_ms.size, dtype=bool)
+    for lo, hi in segments:
+        inside[np.searchsorted(t_ms, lo, "left"): np.searchsorted(t_ms, hi, "right")] = True
+    median = float(np.median(steps)) if steps.size else float("nan")
+    return SensorStats(
+        samples=int(t_ms.size),
+        native_hz=1000.0 / median if steps.size and median > 0 else float("nan"),
+        gaps=int(gap_steps.size),
+        gap_seconds=float(gap_steps.sum() / 1000.0),
+        samples_lost=int((~inside).sum()),
+        first_ms=float(t_ms[0]),
+        last_ms=float(t_ms[-1]),
+    )
+
+
+def label_at(t_ms: np.ndarray, labels: pl.DataFrame) -> pl.Series:
+    """Activity at each time (null where no interval covers it); intervals are half-open [start, end)."""
+    if labels.height == 0:
+        return pl.Series("label", [None] * t_ms.size, dtype=pl.String)
+    starts = labels["start_ms"].to_numpy()
+    ends = labels["end_ms"].to_numpy()
+    idx = np.searchsorted(starts, t_ms, side="right") - 1
+    clipped = np.clip(idx, 0, None)
+    covered = (idx >= 0) & (t_ms < ends[clipped])
+    names = labels["activity"].gather(clipped)
+    return pl.select(pl.when(pl.Series(covered)).then(names).otherwise(None)).to_series().alias("label")
+
+
+def fuse(accel: pl.DataFrame, gyro: pl.DataFrame, labels: pl.DataFrame,
+         cfg: PreprocessConfig) -> tuple[pl.DataFrame, FusionStats]:
+    """Resample both sensors onto one `target_hz` grid, segment by segment.
+
+    Returns a frame with t_ms, segment, acc_x..gyro_z, label (null = unlabelled) and the stats.
+    """
+    max_gap_ms = cfg.max_gap_s * 1000.0
+    period = cfg.period_ms
+    t_acc = accel["t_ms"].to_numpy()
+    t_gyr = gyro["t_ms"].to_numpy()
+    overlap = intersect_spans(continuous_spans(t_acc, max_gap_ms), continuous_spans(t_gyr, max_gap_ms))
+
+    grids: list[np.ndarray] = []
+    kept: list[tuple[float, float]] = []
+    dropped = 0
+    for lo, hi in overlap:
+        k = np.arange(np.ceil(lo / period), np.floor(hi / period) + 1)
+        if k.size < 2 or (k.size - 1) * period < cfg.min_segment_s * 1000.0:
+            dropped += 1
+            continue
+        grids.append(k * period)
+        kept.append((lo, hi))
+    segments = np.array(kept, dtype=float).reshape(-1, 2)
+    t = np.concatenate(grids) if grids else np.empty(0)
+    segment_ids = np.concatenate([np.full(g.size, i, dtype=np.int32) for i, g in enumerate(grids)]) if grids \
+        else np.empty(0, dtype=np.int32)
+
+    columns: dict[str, np.ndarray] = {"t_ms": t, "segment": segment_ids}
+    for frame, t_native, names in ((accel, t_acc, SENSOR_CHANNELS["accel"]), (gyro, t_gyr, SENSOR_CHANNELS["gyro"])):
+        for axis, name in zip("xyz", names, strict=True):
+            columns[name] = np.interp(t, t_native, frame[axis].to_numpy())
+    fused = pl.DataFrame(columns).with_columns(
+        label_at(t, labels)
+    )
+    stats = FusionStats(
+        accel=_sensor_stats(t_acc, segments, max_gap_ms),
+        gyro=_sensor_stats(t_gyr, segments, max_gap_ms),
+        segments=len(grids),
+        fused_samples=int(t.size),
+        duration_s=float(t.size / cfg.target_hz),
+        dropped_short_spans=dropped,
+    )
+    return fused, stats

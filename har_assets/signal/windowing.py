@@ -1,0 +1,94 @@
+"""Fixed-size windows inside segments, labelled by their majority activity."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from numpy.lib.stride_tricks import sliding_window_view
+
+from har_assets.config import PreprocessConfig
+from har_assets.signal.gravity import segment_bounds
+
+UNLABELED = ""
+
+
+@dataclass
+class WindowSet:
+    """Model-ready windows of one recording.
+
+    X: (n, window_size, channels) float32; labels: activity per window ("" = unlabelled);
+    start_ms/end_ms: time of the first and last sample; segment: the segment each came from.
+    """
+
+    X: np.ndarray
+    labels: np.ndarray
+    start_ms: np.ndarray
+    end_ms: np.ndarray
+    segment: np.ndarray
+    channels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def labeled(self) -> np.ndarray:
+        return self.labels != UNLABELED
+
+    def class_counts(self) -> dict[str, int]:
+        names, counts = np.unique(self.labels[self.labeled], return_counts=True)
+        return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as fh:
+            np.savez(fh, X=self.X, labels=self.labels.astype(str), start_ms=self.start_ms, end_ms=self.end_ms,
+                     segment=self.segment, channels=np.array(self.channels, dtype=str))
+
+    @classmethod
+    def load(cls, path: Path) -> WindowSet:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(X=data["X"], labels=data["labels"], start_ms=data["start_ms"], end_ms=data["end_ms"],
+                       segment=data["segment"], channels=tuple(str(c) for c in data["channels"]))
+
+
+def window_labels(sample_labels: np.ndarray, starts: np.ndarray, size: int, coverage: float) -> np.ndarray:
+    """Majority label of each window if it covers at least `coverage` of it, else unlabelled."""
+    names, codes = np.unique(np.where(sample_labels == None, UNLABELED, sample_labels).astype(str),  # noqa: E711
+                             return_inverse=True)
+    views = sliding_window_view(codes, size)[starts]
+    out = np.full(starts.size, UNLABELED, dtype=object)
+    best_count = np.zeros(starts.size, dtype=np.int64)
+    for code, name in enumerate(names):
+        if name == UNLABELED:
+            continue
+        count = (views == code).sum(axis=1)
+        better = count > best_count
+        out[better] = name
+        best_count[better] = count[better]
+    out[best_count < coverage * size] = UNLABELED
+    return out.astype(str)
+
+
+def make_windows(frame: pl.DataFrame, cfg: PreprocessConfig) -> WindowSet:
+    """Slide `window_size` samples by `window_step` within each segment; never across a boundary."""
+    channels = cfg.channels
+    values = frame.select(channels).to_numpy().astype(np.float32)
+    t_ms = frame["t_ms"].to_numpy()
+    segment = frame["segment"].to_numpy()
+    bounds = segment_bounds(segment) if frame.height else np.array([0])
+    size, step = cfg.window_size, cfg.window_step
+    starts = np.concatenate(
+        [np.arange(lo, hi - size + 1, step) for lo, hi in itertools.pairwise(bounds)]
+        or [np.empty(0, dtype=np.int64)]
+    ).astype(np.int64)
+    if starts.size:
+        X = np.ascontiguousarray(sliding_window_view(values, size, axis=0)[starts].transpose(0, 2, 1))
+        labels = window_labels(frame["label"].to_numpy(), starts, size, cfg.label_coverage)
+    else:
+        X = np.empty((0, size, len(channels)), dtype=np.float32)
+        labels = np.empty(0, dtype=str)
+    return WindowSet(X=X, labels=labels, start_ms=t_ms[starts], end_ms=t_ms[starts + size - 1] if starts.size
+                     else np.empty(0), segment=segment[starts], channels=channels)
