@@ -1,0 +1,1 @@
+"""Pure model, training, inference and evaluation code (PyTorch + scikit-learn, no Dagster)."""

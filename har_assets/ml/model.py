@@ -1,0 +1,70 @@
+"""The CNN-BiLSTM activity classifier and its hyper-parameters."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+class ModelConfig(BaseModel):
+    """Architecture hyper-parameters (they travel with the model, e.g. as MLflow params)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conv_filters: int = Field(64, ge=1, description="Output channels of every Conv1d block.")
+    kernel_size: int = Field(5, ge=1, description="Temporal kernel size of the convolutions (samples).")
+    conv_layers: int = Field(2, ge=1, le=8, description="Conv blocks; each halves the time axis (max-pool 2).")
+    lstm_units: int = Field(64, ge=1, description="Hidden units per direction of the bidirectional LSTM.")
+    lstm_layers: int = Field(1, ge=1, le=4, description="Stacked LSTM layers.")
+    dropout: float = Field(0.3, ge=0, lt=1, description="Dropout before the classifier (and between LSTM layers).")
+
+
+class CnnBiLstm(nn.Module):
+    """Conv1d feature extractor over time, a bidirectional LSTM, mean pooling over time, linear head.
+
+    Input: float32 ``(batch, window, channels)``; output: logits ``(batch, n_classes)``.
+    Each conv block is Conv1d('same' padding) → BatchNorm1d → ReLU → MaxPool1d(2), so a
+    200-sample window reaches the LSTM as 50 steps with the default two blocks.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_channels: int, n_classes: int) -> None:
+        super().__init__()
+        if n_channels < 1 or n_classes < 2:
+            raise ValueError(f"need n_channels >= 1 and n_classes >= 2, got {n_channels} and {n_classes}")
+        self.cfg = cfg
+        self.n_channels = n_channels
+        self.n_classes = n_classes
+        blocks: list[nn.Module] = []
+        in_ch = n_channels
+        for _ in range(cfg.conv_layers):
+            blocks += [
+                nn.Conv1d(in_ch, cfg.conv_filters, cfg.kernel_size, padding=cfg.kernel_size // 2, bias=False),
+                nn.BatchNorm1d(cfg.conv_filters),
+                nn.ReLU(inplace=True),
+                nn.MaxPool1d(2, ceil_mode=True),
+            ]
+            in_ch = cfg.conv_filters
+        self.conv = nn.Sequential(*blocks)
+        self.lstm = nn.LSTM(
+            input_size=cfg.conv_filters,
+            hidden_size=cfg.lstm_units,
+            num_layers=cfg.lstm_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(2 * cfg.lstm_units, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[2] != self.n_channels:
+            raise ValueError(f"expected input (batch, window, {self.n_channels}), got {tuple(x.shape)}")
+        h = self.conv(x.transpose(1, 2))  # (batch, filters, time')
+        out, _ = self.lstm(h.transpose(1, 2))  # (batch, time', 2*units)
+        return self.head(self.dropout(out.mean(dim=1)))
+
+
+def build_model(cfg: ModelConfig, n_channels: int, n_classes: int) -> CnnBiLstm:
+    """A freshly initialised :class:`CnnBiLstm` (seed torch first for reproducible weights)."""
+    return CnnBiLstm(cfg, n_channels, n_classes)
