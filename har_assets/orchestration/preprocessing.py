@@ -1,0 +1,163 @@
+"""Per-participant preprocessing assets: raw_recording → fused_recording → filtered_recording → windows.
+
+Thin shells over har_assets.raw and har_assets.signal: they read config from resources, call
+the pure functions, and report metadata and asset checks for the Dagster UI.
+"""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import polars as pl
+
+from har_assets.config import PreprocessConfig
+from har_assets.errors import PipelineDataError, RawDataError
+from har_assets.orchestration.markdown import frame_table
+from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.resources import PreprocessingResource, RawStore
+from har_assets.raw.layout import ParticipantFolderError, locate_files
+from har_assets.raw.reader import read_files
+from har_assets.raw.recording import RawRecording
+from har_assets.signal import checks
+from har_assets.signal.gravity import apply_gravity_handling
+from har_assets.signal.pipeline import fuse_recording, window_recording
+
+GROUP = "preprocessing"
+IO = "har_io"
+
+
+@contextmanager
+def failing_clearly(participant: str) -> Iterator[None]:
+    """Turn data errors into a Dagster Failure whose description names participant, file and problem."""
+    try:
+        yield
+    except RawDataError as exc:
+        meta = {"participant": participant, "file": exc.file, "problem": exc.problem}
+        meta |= {k: v for k, v in (("field", exc.field), ("row", exc.row)) if v is not None}
+        raise dg.Failure(description=str(exc), metadata=meta, allow_retries=False) from exc
+    except (ParticipantFolderError, PipelineDataError) as exc:
+        raise dg.Failure(description=str(exc), metadata={"participant": participant}, allow_retries=False) from exc
+
+
+def _check_results(results: list[checks.CheckOutcome]) -> Iterator[dg.AssetCheckResult]:
+    for r in results:
+        yield dg.AssetCheckResult(
+            check_name=r.name, passed=r.passed, metadata={"detail": r.detail, **r.values},
+            severity=dg.AssetCheckSeverity.ERROR if r.blocking else dg.AssetCheckSeverity.WARN,
+        )
+
+
+def _specs(asset: str, names: dict[str, tuple[str, bool]]) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec(name, asset=asset, description=desc, blocking=blocking)
+            for name, (desc, blocking) in names.items()]
+
+
+@dg.asset(
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="raw-1", kinds={"polars"},
+    check_specs=_specs("raw_recording", checks.RAW_CHECKS),
+    description="Both sensors of one participant read from its raw folder, in SI units, with labels. "
+                "Its data version is the content hash of the participant's files.",
+)
+def raw_recording(context: dg.AssetExecutionContext, raw_store: RawStore,
+                  preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    pid = context.partition_key
+    cfg = preprocessing.to_config()
+    with failing_clearly(pid):
+        files = locate_files(raw_store.folder(pid))
+        rec = read_files(files, cfg)
+    outcomes = checks.raw_checks(rec, cfg)
+    yield dg.Output(rec, data_version=dg.DataVersion(rec.fingerprint()), metadata=raw_metadata(rec, cfg))
+    yield from _check_results(outcomes)
+
+
+def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
+    meta = rec.meta
+    return {
+        "accelerometer_samples": rec.accel.height,
+        "gyroscope_samples": rec.gyro.height,
+        "accelerometer_native_hz": round(checks.native_hz(rec.accel), 2),
+        "gyroscope_native_hz": round(checks.native_hz(rec.gyro), 2),
+        "accelerometer_unit": meta.accel_unit(cfg).value,
+        "gyroscope_unit": meta.gyro_unit(cfg).value,
+        "label_intervals": rec.labels.height,
+        "activities": sorted(set(rec.labels["activity"].to_list())),
+        "duration_s": round((max(rec.accel["t_ms"][-1], rec.gyro["t_ms"][-1])
+                             - min(rec.accel["t_ms"][0], rec.gyro["t_ms"][0])) / 1000.0, 2),
+        "files": dg.MetadataValue.json(rec.sources),
+    }
+
+
+@dg.asset(
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="fused-1", kinds={"polars"},
+    check_specs=_specs("fused_recording", checks.FUSED_CHECKS),
+    description="Accelerometer and gyroscope interpolated onto one uniform clock at target_hz, split into "
+                "segments at gaps (never interpolated across), with each sample's activity label.",
+)
+def fused_recording(context: dg.AssetExecutionContext, raw_recording: RawRecording,
+                    preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    cfg = preprocessing.to_config()
+    with failing_clearly(context.partition_key):
+        fused, stats = fuse_recording(raw_recording, cfg)
+    outcomes = checks.fused_checks(fused, stats, cfg)
+    yield dg.Output(fused, metadata={
+        "fused_samples": stats.fused_samples,
+        "segments": stats.segments,
+        "duration_s": round(stats.duration_s, 2),
+        "target_hz": cfg.target_hz,
+        "accelerometer_native_hz": round(stats.accel.native_hz, 2),
+        "gyroscope_native_hz": round(stats.gyro.native_hz, 2),
+        "gaps_accelerometer": stats.accel.gaps,
+        "gaps_gyroscope": stats.gyro.gaps,
+        "gap_seconds": round(max(stats.accel.gap_seconds, stats.gyro.gap_seconds), 2),
+        "samples_lost_share": round(stats.lost_share, 4),
+        "short_spans_dropped": stats.dropped_short_spans,
+        "labelled_share": round(float(fused["label"].is_not_null().mean() or 0.0), 4),
+        "preprocess_config": dg.MetadataValue.json(cfg.model_dump(mode="json")),
+    })
+    yield from _check_results(outcomes)
+
+
+@dg.asset(
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="filtered-1", kinds={"scipy"},
+    check_specs=_specs("filtered_recording", checks.FILTERED_CHECKS),
+    description="Gravity handled per the config (remove / keep / separate), zero-phase Butterworth per segment.",
+)
+def filtered_recording(context: dg.AssetExecutionContext, fused_recording: pl.DataFrame,
+                       preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    cfg = preprocessing.to_config()
+    filtered = apply_gravity_handling(fused_recording, cfg)
+    stats = filtered.select(cfg.channels).describe().filter(pl.col("statistic").is_in(["mean", "std"]))
+    yield dg.Output(filtered, metadata={
+        "gravity": cfg.gravity.value,
+        "channels": list(cfg.channels),
+        "samples": filtered.height,
+        "channel_stats": frame_table(stats),
+    })
+    yield from _check_results(checks.filtered_checks(filtered, cfg))
+
+
+@dg.asset(
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="windows-1", kinds={"numpy"},
+    check_specs=_specs("windows", checks.WINDOW_CHECKS),
+    description="Fixed-size windows within segments; labelled with the majority activity if it covers enough "
+                "of the window, else unlabelled.",
+)
+def windows(context: dg.AssetExecutionContext, filtered_recording: pl.DataFrame,
+            preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    cfg = preprocessing.to_config()
+    with failing_clearly(context.partition_key):
+        ws = window_recording(context.partition_key, filtered_recording, cfg)
+    counts = ws.class_counts()
+    yield dg.Output(ws, metadata={
+        "windows": len(ws),
+        "labelled_windows": int(ws.labeled.sum()),
+        "unlabelled_windows": int((~ws.labeled).sum()),
+        "window_shape": list(ws.X.shape[1:]),
+        "windows_per_class": dg.MetadataValue.json(counts),
+        "classes": len(counts),
+    })
+    yield from _check_results(checks.window_checks(ws))
+
+
+PREPROCESSING_ASSETS = [raw_recording, fused_recording, filtered_recording, windows]
