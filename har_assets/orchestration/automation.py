@@ -1,0 +1,84 @@
+"""Retraining on new data: declarative automation conditions of the training assets, and their sensor.
+
+The chain, as the UI's automation evaluations show it (each condition carries a label):
+
+* `dataset_split` re-runs when some participant's `windows` changed since its last run, at most
+  once per `HAR_RETRAIN_CRON` interval (default hourly; the first split as soon as there are
+  windows), and never while windows are still being materialized: a backfill of 30 participants
+  gives one re-split, not 30.
+* Its data version hashes the split and the labelled participants' windows, so a new
+  *unlabelled* participant, or a re-run over the same data, leaves it unchanged. Only a changed
+  data version requests, all in one tick and so as one backfill run in dependency order:
+  `scaler`, `normalized_windows` (every participant with windows), `model`, `model_evaluation`
+  and `registered_model`. (Each of them depends on `dataset_split` directly: Dagster does not
+  chain `will_be_requested` across a partitioned/unpartitioned boundary.)
+* A new participant whose arrival leaves the split unchanged (no labels) is normalized with the
+  current scaler once the split has run; one that changes it is normalized in the retrain.
+
+Runs requested by the sensor carry the tag `har/trigger`.
+"""
+
+import os
+
+import dagster as dg
+
+AC = dg.AutomationCondition
+RETRAIN_CRON = os.environ.get("HAR_RETRAIN_CRON", "0 * * * *")
+# Set HAR_AUTOSTART_RETRAIN=0 to deploy the retraining sensor stopped.
+AUTOSTART = os.environ.get("HAR_AUTOSTART_RETRAIN", "1") != "0"
+
+
+def retrain_on_new_windows(cron: str = RETRAIN_CRON) -> dg.AutomationCondition:
+    """New windows since the last split, and a `cron` tick passed since then (or no split exists yet)."""
+    new_windows = AC.any_deps_updated().since_last_handled().with_label("windows changed since the last split")
+    interval = (AC.cron_tick_passed(cron).since_last_handled() | AC.missing()).with_label(
+        f"no split yet, or a '{cron}' tick passed since the last one")
+    idle = (~AC.any_deps_in_progress() & ~AC.in_progress()).with_label("no windows being materialized")
+    return (new_windows & interval & idle).with_label(f"re-split on new windows, at most once per '{cron}'")
+
+
+def _split_changed(also: dg.AutomationCondition | None = None) -> dg.AutomationCondition:
+    """Latched from the tick the split's data version changed (when `also` held then) until handled."""
+    changed = AC.any_deps_match(AC.data_version_changed()).allow(dg.AssetSelection.assets("dataset_split"))
+    return (changed if also is None else changed & also).since_last_handled().with_label(
+        "dataset_split's data version changed (new labelled data)")
+
+
+def after_split_changed() -> dg.AutomationCondition:
+    """The split's data version changed: new or changed labelled data (not merely a re-run)."""
+    idle = (~AC.any_deps_in_progress() & ~AC.in_progress()).allow(dg.AssetSelection.assets("dataset_split"))
+    return (_split_changed() & idle).with_label("retrain: the split changed")
+
+
+def normalize_condition() -> dg.AutomationCondition:
+    """The split changed (normalize every participant with windows, in the retrain's backfill), or a participant's
+    windows changed and a split has run since without changing (an unlabelled newcomer: normalize it alone).
+
+    A newcomer waits for that split instead of being normalized on arrival: if the split then changes, the
+    participant must be normalized with the *new* scaler in the retrain's backfill, and a run in flight with
+    the old scaler would race it."""
+    windows, split = (dg.AssetSelection.assets(k) for k in ("windows", "dataset_split"))
+    windows_changed = AC.any_deps_match(AC.newly_updated()).allow(windows)
+    split_ran_since = AC.any_deps_match(AC.newly_updated()).allow(split).since(windows_changed).with_label(
+        "dataset_split ran after these windows")
+    newcomer = ((AC.newly_missing() | windows_changed).since_last_handled() & split_ran_since
+                & ~AC.any_deps_missing() & ~AC.any_deps_in_progress()).with_label("its windows changed")
+    rescale = _split_changed(also=~AC.any_deps_missing().allow(windows)).with_label(
+        "the split changed: normalize with the new scaler")
+    return ((newcomer | rescale) & ~AC.in_progress()).with_label("normalize after the split saw the windows")
+
+
+def after(upstream: str) -> dg.AutomationCondition:
+    """Eager on one upstream asset only (the other inputs changing does not re-run it)."""
+    return AC.eager().allow(dg.AssetSelection.assets(upstream)).with_label(f"after {upstream} updates")
+
+
+retrain_sensor = dg.AutomationConditionSensorDefinition(
+    "retrain_on_new_data",
+    target=dg.AssetSelection.groups("training"),
+    default_status=dg.DefaultSensorStatus.RUNNING if AUTOSTART else dg.DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=60,
+    run_tags={"har/trigger": "automation: new labelled data"},
+    description="Evaluates the training assets' automation conditions: re-split when windows change (at most once "
+                f"per '{RETRAIN_CRON}'), retrain when the split's data changes, normalize new participants.",
+)

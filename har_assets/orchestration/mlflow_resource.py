@@ -1,0 +1,98 @@
+"""MLflow tracking and registry for the training assets, as a small `ConfigurableResource`.
+
+Why not dagster-mlflow's `mlflow_tracking` (0.29): it is a legacy function resource that starts
+(or resumes, found by the tag `dagster_run_id`) one MLflow run per *Dagster run* as soon as any
+step initialises it, and ends it only through the `end_mlflow_on_run_finished` hook, which ad-hoc
+"Materialize" runs (the implicit asset job) and automation-condition runs do not carry, so their
+MLflow runs would stay RUNNING. It also unregisters MLflow's atexit handler, creates experiments
+with MLflow's default artifact location (`./mlruns` in whatever the working directory is), and
+its `configured` settings cannot be changed per run.
+
+Here one *training materialization* is one MLflow run: the `model` asset starts and ends it
+(status FAILED on error), and `model_evaluation` re-opens the same run by id to add the test
+results, even when it is re-materialized in a later Dagster run. The store defaults to SQLite
+under `$HAR_HOME/mlflow` (the registry needs a database); `MLFLOW_TRACKING_URI` points it at a
+server (see `HarHome.mlflow_tracking_uri`).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.mlflow_model import load_bundle
+from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
+
+
+def _ensure_sqlite_folder(uri: str | None) -> None:
+    if uri and uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """Where runs and models go: tracking store, experiment, registered model name and alias."""
+
+    tracking_uri: str
+    registry_uri: str | None = None
+    experiment_name: str = "har-activity"
+    artifact_location: str | None = None
+    registered_model_name: str = DEFAULT_MODEL_NAME
+    champion_alias: str = DEFAULT_ALIAS
+
+    def activate(self) -> None:
+        """Point MLflow's (process-global) fluent API at this store."""
+        for uri in (self.tracking_uri, self.registry_uri):
+            _ensure_sqlite_folder(uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
+
+    def client(self) -> MlflowClient:
+        self.activate()
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        if self.artifact_location:
+            Path(self.artifact_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        return client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+
+    @contextmanager
+    def start_run(self, *, run_id: str | None = None, run_name: str | None = None,
+                  tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+        """Start (or re-open, by `run_id`) a run; it ends when the block does, FAILED if it raised."""
+        experiment_id = self.experiment_id()
+        with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
+                              tags=tags, nested=nested) as run:
+            yield run
+
+    def run_url(self, run_id: str) -> str | None:
+        """Link to the run in the MLflow UI when the store is a tracking server."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        run = self.client().get_run(run_id)
+        return f"{self.tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+    def load_bundle(self, model_uri: str) -> ModelBundle:
+        self.activate()
+        return load_bundle(model_uri)
+
+    def champion(self) -> ModelVersion | None:
+        """The version holding the champion alias, or None (also when the model is not registered yet)."""
+        try:
+            return self.client().get_model_version_by_alias(self.registered_model_name, self.champion_alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def champion_uri(self) -> str:
+        return f"models:/{self.registered_model_name}@{self.champion_alias}"

@@ -1,0 +1,395 @@
+"""Cross-participant assets: dataset_split → scaler → normalized_windows (per participant) → model →
+model_evaluation → registered_model.
+
+Thin shells over har_assets.ml (split, experiment, training, metrics, mlflow_model): they read
+config from resources, check that their inputs belong together, log to MLflow through
+`MlflowTracking` (see its module for why not dagster-mlflow) and report metadata to the UI.
+One materialization of `model` is one MLflow run; `model_evaluation` adds its results to that run.
+"""
+
+import base64
+import dataclasses
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import mlflow
+import numpy as np
+
+from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.experiment import (
+    common_channels,
+    derive_classes,
+    evaluate,
+    fit_scaler,
+    labelled_data,
+    labelled_participants,
+    windows_fingerprint,
+)
+from har_assets.ml.metrics import confusion_matrix_png
+from har_assets.ml.mlflow_model import log_bundle
+from har_assets.ml.scaler import ChannelScaler
+from har_assets.ml.split import DatasetSplit, SplitError, split_participants
+from har_assets.ml.training import EpochStats, train_model
+from har_assets.orchestration import automation
+from har_assets.orchestration.markdown import md_table
+from har_assets.orchestration.mlflow_resource import MlflowTracking
+from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.registry import decide_and_register
+from har_assets.orchestration.resources import PreprocessingResource, RawStore
+from har_assets.orchestration.training_resources import TrainingResource
+from har_assets.signal.windowing import WindowSet
+
+GROUP = "training"
+IO = "har_io"
+JSON_IO = "har_json"
+TRAINING_POOL = "training"  # one training at a time (set the pool's limit in the instance's concurrency config)
+ALL_PARTITIONS = dg.AssetIn(metadata={"allow_missing_partitions": True})
+
+
+def fail(description: str, **metadata: Any) -> dg.Failure:
+    return dg.Failure(description=description, metadata=metadata, allow_retries=False)
+
+
+def scaler_fingerprint(scaler: ChannelScaler) -> str:
+    return hashlib.sha256(json.dumps(scaler.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def latest_record(instance: dg.DagsterInstance, asset: str, partition: str) -> dg.EventLogRecord | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    return records[0] if records else None
+
+
+def input_lineage(instance: dg.DagsterInstance, split: DatasetSplit) -> dict[str, dict[str, Any]]:
+    """Per labelled participant: its role, the raw files' data version and where its windows came from."""
+    lineage: dict[str, dict[str, Any]] = {}
+    for pid in split.labelled:
+        raw, win = latest_record(instance, "raw_recording", pid), latest_record(instance, "windows", pid)
+        raw_mat = raw.asset_materialization if raw else None
+        lineage[pid] = {
+            "role": split.role_of(pid),
+            "raw_data_version": raw_mat.tags.get("dagster/data_version") if raw_mat and raw_mat.tags else None,
+            "windows_sha": split.fingerprints.get(pid),
+            "windows_run_id": win.run_id if win else None,
+            "windows_materialized_at": win.timestamp if win else None,
+        }
+    return lineage
+
+
+def stale_normalized(instance: dg.DagsterInstance, pids: list[str], scaler: ChannelScaler) -> list[str]:
+    """Participants whose stored normalized_windows were made with another scaler."""
+    want = scaler_fingerprint(scaler)
+    stale = []
+    for pid in pids:
+        record = latest_record(instance, "normalized_windows", pid)
+        mat = record.asset_materialization if record else None
+        got = mat.metadata.get("scaler_fingerprint") if mat else None
+        if got is None or got.value != want:
+            stale.append(pid)
+    return stale
+
+
+def require_normalized(context: dg.AssetExecutionContext, split: DatasetSplit, roles: tuple[str, ...],
+                       normalized: dict[str, WindowSet], scaler: ChannelScaler) -> None:
+    needed = sorted({p for role in roles for p in getattr(split, role)})
+    missing = sorted(set(needed) - set(normalized))
+    stale = stale_normalized(context.instance, sorted(set(needed) - set(missing)), scaler)
+    if missing or stale:
+        raise fail(f"normalized_windows is missing for {missing} and was made with another scaler for {stale}: "
+                   "materialize normalized_windows for these participants first",
+                   missing=missing, stale=stale)
+
+
+# ---------------------------------------------------------------------------------------------- split
+
+
+@dg.asset(
+    group_name=GROUP, io_manager_key=JSON_IO, kinds={"python"}, code_version="split-1",
+    ins={"windows": ALL_PARTITIONS}, automation_condition=automation.retrain_on_new_windows(),
+    description="Train / validation / test participant lists (by participant, never by window), deterministic "
+                "from the split seed. Participants without labelled windows are excluded (scored, not trained on). "
+                "Its data version hashes the split and the labelled participants' windows, so only new labelled "
+                "data changes it and triggers retraining.",
+)
+def dataset_split(context: dg.AssetExecutionContext, windows: dict[str, WindowSet],
+                  training: TrainingResource) -> dg.Output[DatasetSplit]:
+    registered = context.instance.get_dynamic_partitions(participants.name)
+    missing = sorted(set(registered) - set(windows))
+    labelled, unlabelled = labelled_participants(windows)
+    try:
+        split = split_participants(labelled, training.split_config(), unlabelled)
+    except SplitError as exc:
+        raise fail(str(exc), labelled=labelled, unlabelled=unlabelled, missing_windows=missing,
+                   split_impossible=True) from exc
+    try:
+        common_channels({p: windows[p] for p in split.labelled})
+    except ValueError as exc:
+        raise fail(str(exc), labelled=labelled) from exc
+    split = split.model_copy(update={"fingerprints": {p: windows_fingerprint(windows[p]) for p in split.labelled}})
+    if missing:
+        context.log.warning(f"no windows for participants {missing} (preprocessing failed or not run): left out")
+    rows = [[p, split.role_of(p), int(windows[p].labeled.sum()), len(windows[p])] for p in sorted(windows)]
+    return dg.Output(split, data_version=dg.DataVersion(split.version()), metadata={
+        "train": split.train, "validation": split.validation, "test": split.test,
+        "excluded_unlabelled": split.unlabelled, "missing_windows": missing, "unused": split.unused,
+        "labelled_participants": len(labelled),
+        "participants": md_table(["participant", "role", "labelled windows", "windows"], rows),
+    })
+
+
+@dg.asset(
+    group_name=GROUP, io_manager_key=JSON_IO, kinds={"numpy"}, code_version="scaler-1",
+    ins={"windows": ALL_PARTITIONS}, automation_condition=automation.after_split_changed(),
+    description="Per-channel z-score fit on the training participants' labelled windows only; travels with the model.",
+)
+def scaler(context: dg.AssetExecutionContext, dataset_split: DatasetSplit,
+           windows: dict[str, WindowSet]) -> dg.Output[ChannelScaler]:
+    missing = sorted(set(dataset_split.train) - set(windows))
+    if missing:
+        raise fail(f"training participants {missing} have no windows: re-materialize dataset_split", missing=missing)
+    fitted = fit_scaler(windows, dataset_split.train)
+    rows = [[c, float(m), float(s)] for c, m, s in zip(fitted.channels, fitted.mean, fitted.std, strict=True)]
+    return dg.Output(fitted, metadata={
+        "fit_on_participants": dataset_split.train,
+        "windows": fitted.n_windows,
+        "scaler_fingerprint": scaler_fingerprint(fitted),
+        "channels": md_table(["channel", "mean", "std"], rows),
+    })
+
+
+@dg.asset(
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, kinds={"numpy"}, code_version="normalized-1",
+    automation_condition=automation.normalize_condition(),
+    description="The participant's windows with the scaler applied: the model's input (every participant, "
+                "labelled or not, in the split or not); its metadata says the participant's role in the split.",
+)
+def normalized_windows(context: dg.AssetExecutionContext, windows: WindowSet, scaler: ChannelScaler,
+                       dataset_split: DatasetSplit) -> dg.Output[WindowSet]:
+    if tuple(windows.channels) != tuple(scaler.channels):
+        raise fail(f"participant '{context.partition_key}': windows have channels {list(windows.channels)} but the "
+                   f"scaler expects {list(scaler.channels)}: preprocess all participants with the same config",
+                   participant=context.partition_key)
+    out = dataclasses.replace(windows, X=scaler.transform(windows.X))
+    return dg.Output(out, metadata={
+        "windows": len(out),
+        "labelled_windows": int(out.labeled.sum()),
+        "role": dataset_split.role_of(context.partition_key),
+        "scaler_fingerprint": scaler_fingerprint(scaler),
+        "max_abs_channel_mean": round(float(np.abs(out.X.mean(axis=(0, 1))).max()), 4) if len(out) else 0.0,
+    })
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+def _params(prefix: str, values: dict[str, Any]) -> dict[str, str]:
+    return {f"{prefix}.{k}": ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+            for k, v in values.items()}
+
+
+def _log_run_inputs(split: DatasetSplit, lineage: dict, preprocess: dict, model_cfg: dict, train_cfg: dict) -> None:
+    mlflow.log_params({**_params("preprocess", preprocess), **_params("model", model_cfg),
+                       **_params("train", train_cfg)})
+    mlflow.log_params({"split.train": ",".join(split.train), "split.validation": ",".join(split.validation),
+                       "split.test": ",".join(split.test), "split.seed": str(split.seed)})
+    mlflow.log_params({f"data.{pid}": str(info["raw_data_version"])[:16] for pid, info in lineage.items()})
+    mlflow.log_dict(split.model_dump(mode="json"), "inputs/split.json")
+    mlflow.log_dict(lineage, "inputs/data_versions.json")
+    mlflow.log_dict(preprocess, "inputs/preprocess_config.json")
+
+
+@dg.asset(
+    group_name=GROUP, io_manager_key=JSON_IO, kinds={"pytorch", "mlflow"}, pool=TRAINING_POOL, code_version="model-1",
+    ins={"normalized_windows": ALL_PARTITIONS}, automation_condition=automation.after_split_changed(),
+    description="CNN-BiLSTM trained on the training participants' labelled normalized windows, early-stopped on "
+                "validation macro-F1; one MLflow run with params, split, data versions, per-epoch metrics and the "
+                "model (bundled with the scaler and preprocessing config).",
+)
+def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler: ChannelScaler,
+          normalized_windows: dict[str, WindowSet], training: TrainingResource,
+          preprocessing: PreprocessingResource, mlflow_tracking: MlflowTracking) -> dg.Output[dict]:
+    split, cfg = dataset_split, preprocessing.to_config()
+    if tuple(cfg.channels) != tuple(scaler.channels):
+        raise fail(f"the preprocessing config gives channels {list(cfg.channels)} but the windows have "
+                   f"{list(scaler.channels)}: re-materialize the preprocessing with this config first")
+    require_normalized(context, split, ("train", "validation"), normalized_windows, scaler)
+    model_cfg, train_cfg = training.model_cfg(), training.train_cfg()
+    classes = derive_classes(normalized_windows, split.train)
+    train = labelled_data(normalized_windows, split.train, classes)
+    val = labelled_data(normalized_windows, split.validation, classes)
+    lineage = input_lineage(context.instance, split)
+    epochs: list[EpochStats] = []
+
+    def on_epoch(s: EpochStats) -> None:
+        epochs.append(s)
+        context.log.info(f"epoch {s.epoch}/{train_cfg.epochs}: train loss {s.train_loss:.4f}"
+                         + (f", val loss {s.val_loss:.4f}, val accuracy {s.val_accuracy:.4f}, "
+                            f"val macro-F1 {s.val_macro_f1:.4f}" if s.val_macro_f1 is not None else "")
+                         + f", {s.seconds:.1f} s")
+        mlflow.log_metrics({k: v for k, v in {"train_loss": s.train_loss, "val_loss": s.val_loss,
+                                              "val_accuracy": s.val_accuracy, "val_macro_f1": s.val_macro_f1,
+                                              "epoch_seconds": s.seconds, "lr": s.lr}.items() if v is not None},
+                           step=s.epoch)
+
+    tags = {"dagster_run_id": context.run_id, "har.asset": "model", "har.split_version": split.version()}
+    with mlflow_tracking.start_run(run_name=f"train-{context.run_id[:8]}", tags=tags) as run:
+        _log_run_inputs(split, lineage, cfg.model_dump(mode="json"), model_cfg.model_dump(mode="json"),
+                        train_cfg.model_dump(mode="json"))
+        mlflow.log_params({"classes": ",".join(classes), "train_windows": len(train), "validation_windows": len(val)})
+        result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
+                             model_cfg, train_cfg, on_epoch=on_epoch)
+        summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                   "best_val_macro_f1": result.best_val_macro_f1, "stopped_early": result.stopped_early,
+                   "device": result.device, "train_seconds": round(sum(e.seconds for e in epochs), 2)}
+        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, int | float)})
+        bundle = ModelBundle(model=result.model, model_config=model_cfg, preprocess=cfg, scaler=scaler,
+                             classes=classes)
+        example = (train.X[:2] * scaler.std + scaler.mean).astype(np.float32)  # unscaled, as serving receives
+        info = log_bundle(bundle, input_example=example)
+        run_id = run.info.run_id
+    context.log.info(f"logged MLflow run {run_id}, model {info.model_uri}")
+    record = {"mlflow_run_id": run_id, "model_uri": info.model_uri, "classes": classes,
+              "train_windows": len(train), "validation_windows": len(val), **summary}
+    history = [[e.epoch, e.train_loss, e.val_loss if e.val_loss is not None else "-",
+                e.val_macro_f1 if e.val_macro_f1 is not None else "-", e.seconds] for e in epochs]
+    url = mlflow_tracking.run_url(run_id)
+    return dg.Output(record, metadata={
+        "mlflow_run_id": run_id, "model_uri": info.model_uri, "classes": classes,
+        "best_val_macro_f1": result.best_val_macro_f1 if result.best_val_macro_f1 is not None else float("nan"),
+        "best_epoch": result.best_epoch, "epochs_run": len(epochs), "device": result.device,
+        "train_windows": len(train), "validation_windows": len(val), "train_seconds": summary["train_seconds"],
+        "epochs": md_table(["epoch", "train loss", "val loss", "val macro-F1", "seconds"], history),
+        **({"mlflow_run": dg.MetadataValue.url(url)} if url else {}),
+    })
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+
+
+def classification_text(report: dict) -> str:
+    width = max(len(c) for c in report["per_class"]) + 2
+    lines = [f"{'':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for name, s in report["per_class"].items():
+        lines.append(f"{name:<{width}}{s['precision']:>10.3f}{s['recall']:>10.3f}{s['f1']:>10.3f}{s['support']:>10}")
+    lines.append(f"\n{'accuracy':<{width}}{report['accuracy']:>30.3f}{report['n']:>10}")
+    lines.append(f"{'macro-F1':<{width}}{report['macro_f1']:>30.3f}{report['n']:>10}")
+    return "\n".join(lines) + "\n"
+
+
+def _evaluation_metrics(report: dict) -> dict[str, float]:
+    metrics = {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
+    for strategy, scores in report["baselines"].items():
+        metrics |= {f"baseline_{strategy}_accuracy": scores["accuracy"],
+                    f"baseline_{strategy}_macro_f1": scores["macro_f1"]}
+    metrics |= {f"test_f1.{c}": s["f1"] for c, s in report["per_class"].items()}
+    metrics |= {f"test_accuracy.{p}": s["accuracy"] for p, s in report["per_participant"].items()}
+    metrics |= {f"importance.{c}": v for c, v in report["permutation_importance"].items()}
+    return metrics
+
+
+@dg.asset(
+    group_name=GROUP, io_manager_key=JSON_IO, kinds={"mlflow"}, code_version="evaluation-1",
+    ins={"normalized_windows": ALL_PARTITIONS}, automation_condition=automation.after("model"),
+    check_specs=[dg.AssetCheckSpec("beats_dummy_baselines", asset="model_evaluation",
+                                   description="Test macro-F1 above both dummy classifiers'.")],
+    description="The logged model scored on the held-out test participants: accuracy, macro-F1, per-class report, "
+                "confusion matrix, dummy baselines, per-participant accuracy, channel permutation importance; also "
+                "logged to the model's MLflow run.",
+)
+def model_evaluation(context: dg.AssetExecutionContext, model: dict, dataset_split: DatasetSplit,
+                     normalized_windows: dict[str, WindowSet],
+                     mlflow_tracking: MlflowTracking) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    split = dataset_split
+    bundle = mlflow_tracking.load_bundle(model["model_uri"])
+    require_normalized(context, split, ("train", "test"), normalized_windows, bundle.scaler)
+    classes = bundle.classes
+    train = labelled_data(normalized_windows, split.train, classes)
+    test = labelled_data(normalized_windows, split.test, classes)
+    try:
+        report = evaluate(bundle.model, classes, bundle.scaler.channels, test, train.y, importance_repeats=3)
+    except ValueError as exc:
+        raise fail(f"cannot evaluate on test participants {split.test}: {exc}") from exc
+    report |= {"test_participants": split.test, "mlflow_run_id": model["mlflow_run_id"],
+               "model_uri": model["model_uri"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        png = confusion_matrix_png(report["confusion_matrix"], classes, Path(tmp) / "confusion_matrix.png",
+                                   title=f"Test participants {', '.join(split.test)}")
+        image = png.read_bytes()
+        with mlflow_tracking.start_run(run_id=model["mlflow_run_id"]):
+            mlflow.log_metrics(_evaluation_metrics(report))
+            mlflow.log_artifact(str(png), "evaluation")
+            mlflow.log_dict(report, "evaluation/report.json")
+            mlflow.log_text(classification_text(report), "evaluation/classification_report.txt")
+            mlflow.set_tag("har.test_macro_f1", f"{report['macro_f1']:.4f}")
+    floor = max(b["macro_f1"] for b in report["baselines"].values())
+    yield dg.Output(report, metadata=evaluation_metadata(report, image))
+    yield dg.AssetCheckResult(check_name="beats_dummy_baselines", passed=report["macro_f1"] > floor,
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"test_macro_f1": report["macro_f1"], "best_baseline_macro_f1": floor})
+
+
+def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
+    per_class = [[c, s["precision"], s["recall"], s["f1"], s["support"]] for c, s in report["per_class"].items()]
+    people = [[p, s["n_windows"], s["accuracy"], s["macro_f1"]] for p, s in report["per_participant"].items()]
+    baselines = [["model", report["accuracy"], report["macro_f1"]]] + [
+        [f"dummy ({k})", v["accuracy"], v["macro_f1"]] for k, v in report["baselines"].items()]
+    importance = sorted(report["permutation_importance"].items(), key=lambda kv: -kv[1])
+    return {
+        "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "test_windows": report["n"],
+        "test_participants": report["test_participants"],
+        "baseline_most_frequent_macro_f1": report["baselines"]["most_frequent"]["macro_f1"],
+        "baseline_stratified_macro_f1": report["baselines"]["stratified"]["macro_f1"],
+        "versus_baselines": md_table(["classifier", "accuracy", "macro-F1"], baselines),
+        "per_class": md_table(["class", "precision", "recall", "F1", "support"], per_class),
+        "per_participant": md_table(["participant", "windows", "accuracy", "macro-F1"], people),
+        "permutation_importance": md_table(["channel", "macro-F1 drop"], [list(kv) for kv in importance]),
+        "excluded_windows": dg.MetadataValue.json(report["excluded_windows"]),
+        "confusion_matrix": dg.MetadataValue.md(
+            f"![confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})"),
+        "mlflow_run_id": report["mlflow_run_id"],
+    }
+
+
+# ------------------------------------------------------------------------------------------- registry
+
+
+@dg.asset(
+    group_name=GROUP, io_manager_key=JSON_IO, kinds={"mlflow"}, code_version="registry-1",
+    ins={"windows": ALL_PARTITIONS}, automation_condition=automation.after("model_evaluation"),
+    description="Registers the model version in the MLflow model registry; moves the champion alias to it only if "
+                "its test macro-F1 beats the current champion's on the same test participants (or there is none). "
+                "The decision and its reasons are tags on the version.",
+)
+def registered_model(context: dg.AssetExecutionContext, model: dict, model_evaluation: dict,
+                     dataset_split: DatasetSplit, windows: dict[str, WindowSet], mlflow_tracking: MlflowTracking,
+                     raw_store: RawStore) -> dg.Output[dict]:
+    missing = sorted(set(dataset_split.test) - set(windows))
+    if missing:
+        raise fail(f"test participants {missing} have no windows: re-materialize dataset_split", missing=missing)
+    result = decide_and_register(mlflow_tracking, model, model_evaluation, dataset_split, windows, raw_store,
+                                 context.run_id)
+    context.log.info(f"{mlflow_tracking.registered_model_name} version {result['version']}: {result['reason']}")
+    return dg.Output(result, metadata={
+        "registered_model": result["name"], "version": result["version"], "champion": result["champion"],
+        "decision": result["decision"], "reason": result["reason"], "model_uri": result["model_uri"],
+        "test_macro_f1": result["candidate"]["macro_f1"],
+        "previous_champion": dg.MetadataValue.json(result["previous_champion"] or {}),
+    })
+
+
+TRAINING_ASSETS = [dataset_split, scaler, normalized_windows, model, model_evaluation, registered_model]
+
+train_and_evaluate_job = dg.define_asset_job(
+    "train_and_evaluate",
+    selection=dg.AssetSelection.assets(model, model_evaluation, registered_model),
+    executor_def=dg.in_process_executor,
+    description="Train on the current split and normalized windows, evaluate on the test participants and register "
+                "(champion only if better). Materialize dataset_split, scaler and normalized_windows first "
+                "(Materialize all does it in order).",
+)
