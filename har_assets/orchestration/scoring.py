@@ -1,0 +1,149 @@
+"""Per-participant scoring with the registered champion: `participant_predictions` and `participant_drift`.
+
+Thin shells over har_assets.serving: the same `LoadedModel.predict_recording` as the HTTP API, so
+the timeline here and `/predict` on the same samples agree.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from pydantic import create_model
+
+from har_assets.home import HarHome
+from har_assets.orchestration.markdown import frame_table
+from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.preprocessing import IO, failing_clearly
+from har_assets.raw.recording import RawRecording
+from har_assets.serving import timeline
+from har_assets.serving.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
+from har_assets.serving.predictor import LoadedModel, ModelUnavailable, Predictor
+from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, registered_model_from_env
+from har_assets.signal.pipeline import preprocess
+
+GROUP = "scoring"
+
+
+class ChampionModelResource(dg.ConfigurableResource):
+    """The registered model to score with: `model_name` at `alias` in the MLflow registry at `tracking_uri`."""
+
+    tracking_uri: str
+    model_name: str = DEFAULT_MODEL_NAME
+    alias: str = DEFAULT_ALIAS
+
+    def load(self, version: str | None = None) -> LoadedModel:
+        """The version the alias points to now (or exactly `version`); dg.Failure if there is none."""
+        predictor = Predictor(self.tracking_uri, self.model_name, self.alias, version)
+        predictor.refresh()
+        try:
+            return predictor.require()
+        except ModelUnavailable as exc:
+            raise dg.Failure(description=f"cannot score: {predictor.last_error or exc}. Materialize "
+                             "registered_model (a model must become the champion) first.",
+                             allow_retries=False) from exc
+
+
+_DriftBase = create_model(  # type: ignore[call-overload]
+    "_DriftBase", __base__=dg.ConfigurableResource,
+    **{name: (info.annotation, info.default) for name, info in DriftThresholds.model_fields.items()},
+)
+
+
+class DriftThresholdsResource(_DriftBase):  # type: ignore[misc,valid-type]
+    """Thresholds of the drift checks; the fields are DriftThresholds'."""
+
+    def to_thresholds(self) -> DriftThresholds:
+        return DriftThresholds.model_validate({name: getattr(self, name) for name in DriftThresholds.model_fields})
+
+
+def build_scoring_resources(home: HarHome) -> dict[str, Any]:
+    """Resources for SCORING_ASSETS: the MLflow store of the home (or $MLFLOW_TRACKING_URI) and default thresholds."""
+    name, alias = registered_model_from_env()
+    return {
+        "champion_model": ChampionModelResource(
+            tracking_uri=home.mlflow_tracking_uri(),
+            model_name=name,
+            alias=alias,
+        ),
+        "drift_thresholds": DriftThresholdsResource(),
+    }
+
+
+@dg.asset(
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="predictions-1",
+    kinds={"pytorch", "mlflow"}, deps=["registered_model"],
+    description="The participant's activity timeline from the champion model: one row per window (start/end, "
+                "label, confidence, probability of every class), preprocessed with the model's own config "
+                "exactly as POST /predict does.",
+)
+def participant_predictions(context: dg.AssetExecutionContext, raw_recording: RawRecording,
+                            champion_model: ChampionModelResource) -> dg.Output:
+    pid = context.partition_key
+    model = champion_model.load()
+    with failing_clearly(pid):
+        pred = model.predict_recording(raw_recording)
+    frame = timeline.timeline_frame(pred, model)
+    shares = timeline.class_shares(frame, model.classes)
+    title = f"{pid}: {model.name} v{model.version}"
+    return dg.Output(
+        frame,
+        data_version=dg.DataVersion(f"{raw_recording.fingerprint()}-{model.name}-v{model.version}"),
+        metadata={
+            "participant": pid,
+            "model": f"{model.name} v{model.version}",
+            "model_version": model.version,
+            "windows": frame.height,
+            "segments": pred.fusion.segments,
+            "dominant_class": max(shares, key=lambda c: shares[c]),
+            "mean_confidence": round(float(frame["confidence"].mean()), 4),
+            "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
+            "class_share_table": dg.MetadataValue.md(timeline.share_table_markdown(shares, frame)),
+            "timeline": dg.MetadataValue.md(timeline.png_markdown(timeline.timeline_png(frame, title), title)),
+        },
+    )
+
+
+def _check_results(outcomes: list[DriftCheck]) -> Iterator[dg.AssetCheckResult]:
+    for r in outcomes:
+        yield dg.AssetCheckResult(check_name=r.name, passed=r.passed, metadata={"detail": r.detail, **r.values},
+                                  severity=dg.AssetCheckSeverity.ERROR if r.severe else dg.AssetCheckSeverity.WARN)
+
+
+@dg.asset(
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="drift-1", kinds={"numpy"},
+    check_specs=[dg.AssetCheckSpec(name, asset="participant_drift", description=desc)
+                 for name, (desc, _) in DRIFT_CHECKS.items()],
+    description="The participant's preprocessed signal statistics (per-channel mean/std, acceleration magnitude) "
+                "and predicted class shares next to the training data's (the scaler in the model bundle); the "
+                "checks fail when they differ beyond the drift_thresholds resource's limits.",
+)
+def participant_drift(context: dg.AssetExecutionContext, raw_recording: RawRecording,
+                      participant_predictions: pl.DataFrame, champion_model: ChampionModelResource,
+                      drift_thresholds: DriftThresholdsResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    pid = context.partition_key
+    model = champion_model.load(version=str(participant_predictions["model_version"][0]))
+    with failing_clearly(pid):
+        windows, _ = preprocess(raw_recording, model.preprocess_config)
+    shares = timeline.class_shares(participant_predictions, model.classes)
+    report = drift_report(windows.X, model.bundle.scaler, shares, len(windows), drift_thresholds.to_thresholds())
+    for r in report.outcomes:
+        if not r.passed:
+            (context.log.error if r.severe else context.log.warning)(f"{pid}: {r.name} failed: {r.detail}")
+    yield dg.Output(report.channels, metadata={
+        "participant": pid,
+        "model": f"{model.name} v{model.version}",
+        "windows": len(windows),
+        "rms_acceleration_m_s2": round(report.serving_magnitude, 4),
+        "training_rms_acceleration_m_s2": round(report.train_magnitude, 4),
+        "magnitude_ratio": round(report.magnitude_ratio, 4),
+        "drifted_channels": int(report.channels["drifted"].sum()),
+        "max_class_share": round(float(np.max(list(shares.values()))), 4),
+        "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
+        "channel_stats": frame_table(report.channels),
+    })
+    yield from _check_results(report.outcomes)
+
+
+SCORING_ASSETS = [participant_predictions, participant_drift]

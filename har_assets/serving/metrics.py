@@ -1,0 +1,90 @@
+"""Prometheus metrics of the inference service (one registry per app, so apps never share counters)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from har_assets.serving.predictor import Predictor
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# status code -> error kind (a handler may name a finer kind in scope["state"]["error_kind"])
+ERROR_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 422: "validation", 503: "no_model"}
+
+
+class ServingMetrics:
+    """Requests, latency, errors by kind, predicted windows per class, and the model version served."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("har_http_requests", "HTTP requests by endpoint, method and status.",
+                                ["endpoint", "method", "status"], registry=self.registry)
+        self.latency = Histogram("har_http_request_duration_seconds", "Request latency by endpoint.",
+                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.errors = Counter("har_errors", "Failed requests by kind.", ["kind"], registry=self.registry)
+        self.predictions = Counter("har_predicted_windows", "Windows predicted, by predicted class.",
+                                   ["label"], registry=self.registry)
+        self.model_info = Gauge("har_model_info", "The model version served (1 for the one served).",
+                                ["name", "version", "alias"], registry=self.registry)
+        self.model_version = Gauge("har_model_version", "Version number of the model served (0: none).",
+                                   registry=self.registry)
+        self.model_loaded_at = Gauge("har_model_loaded_timestamp_seconds", "When the served model was loaded.",
+                                     registry=self.registry)
+
+    def count_predictions(self, labels: Iterable[str]) -> None:
+        counts: dict[str, int] = {}
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+        for label, n in counts.items():
+            self.predictions.labels(label=label).inc(n)
+
+    def render(self, predictor: Predictor) -> bytes:
+        """The exposition text, with the model gauges set to what is served right now."""
+        model = predictor.model
+        self.model_info.clear()
+        if model is None:
+            self.model_version.set(0)
+        else:
+            self.model_info.labels(name=model.name, version=model.version, alias=model.alias or "").set(1)
+            self.model_version.set(float(model.version) if model.version.isdigit() else 0)
+            self.model_loaded_at.set(model.loaded_at)
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts every request by its route template (not its raw path) and times it."""
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            # the route template; plain Starlette routes (/docs, /openapi.json) set none, but a path answered
+            # without an error matched one of those fixed routes, so the label set stays bounded
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or (scope["path"] if status < 400 else "unmatched")
+            m = self.metrics
+            m.requests.labels(endpoint=endpoint, method=scope["method"], status=str(status)).inc()
+            m.latency.labels(endpoint=endpoint).observe(time.perf_counter() - start)
+            if status >= 400:
+                kind = scope.get("state", {}).get("error_kind") or ERROR_KINDS.get(status)
+                m.errors.labels(kind=kind or ("internal" if status >= 500 else f"http_{status}")).inc()

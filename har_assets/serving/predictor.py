@@ -1,0 +1,261 @@
+"""The one inference path: a registered model version plus exactly the preprocessing it was trained with.
+
+`Predictor` follows an alias (default `champion`) or pins a version of a registered MLflow model.
+`refresh()` loads a new version completely and then swaps one reference, so a caller that took
+`predictor.require()` keeps using the same immutable `LoadedModel` until it is done, while new
+callers get the new one. Raw samples become windows through `har_assets.signal.pipeline.preprocess`
+and probabilities through `ModelBundle.predict_windows`; nothing here re-implements preprocessing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import numpy as np
+import polars as pl
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
+from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.mlflow_model import load_bundle
+from har_assets.raw.recording import (
+    ACCEL_TO_SI,
+    GYRO_TO_SI,
+    SAMPLE_SCHEMA,
+    ParticipantMeta,
+    RawRecording,
+    SensorUnits,
+    empty_labels,
+)
+from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
+from har_assets.signal.fusion import FusionStats
+from har_assets.signal.pipeline import preprocess
+from har_assets.signal.windowing import WindowSet
+
+
+class ModelUnavailable(RuntimeError):
+    """No model version can be served (no such alias/version, or it failed to load)."""
+
+
+@dataclass(frozen=True)
+class WindowPredictions:
+    """Class probabilities of the windows of one recording, with the windows themselves."""
+
+    classes: list[str]
+    windows: WindowSet
+    fusion: FusionStats
+    proba: np.ndarray  # (n, classes) float32
+
+    @property
+    def start_ms(self) -> np.ndarray:
+        return self.windows.start_ms
+
+    @property
+    def end_ms(self) -> np.ndarray:
+        return self.windows.end_ms
+
+    @property
+    def label_index(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.classes, dtype=str)[self.label_index]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.proba.max(axis=1)
+
+    def class_shares(self) -> dict[str, float]:
+        """Share of windows predicted as each class (every class listed, in model order)."""
+        counts = np.bincount(self.label_index, minlength=len(self.classes))
+        return {c: float(n / max(len(self.proba), 1)) for c, n in zip(self.classes, counts, strict=True)}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One registered model version, loaded: immutable, safe to share between threads.
+
+    The network sits in eval mode on its device; `predict_proba` then changes no module state, so
+    concurrent requests run their forward passes side by side without a lock.
+    """
+
+    name: str
+    version: str
+    alias: str | None
+    run_id: str | None
+    metrics: dict[str, float]
+    bundle: ModelBundle
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        return self.bundle.preprocess
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.bundle.classes)
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        cfg = self.bundle.preprocess
+        return cfg.window_size, len(cfg.channels)
+
+    def predict_recording(self, raw: RawRecording) -> WindowPredictions:
+        """Preprocess with the model's own config (the assets' code path) and predict every window.
+
+        Raises PipelineDataError when no window can be cut (too short, gaps, sensors not overlapping).
+        """
+        windows, stats = preprocess(raw, self.bundle.preprocess)
+        return WindowPredictions(classes=self.classes, windows=windows, fusion=stats,
+                                 proba=self.predict_windows(windows.X))
+
+    def predict_windows(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities (n, classes) of preprocessed but *unscaled* windows (n, window_size, channels)."""
+        return self.bundle.predict_windows(np.asarray(X, dtype=np.float32))
+
+    def info(self) -> dict[str, Any]:
+        cfg = self.bundle.preprocess
+        return {
+            "name": self.name, "version": self.version, "alias": self.alias, "run_id": self.run_id,
+            "metrics": self.metrics, "classes": self.classes, "channels": list(cfg.channels),
+            "window_size": cfg.window_size, "target_hz": cfg.target_hz,
+            "preprocess_config": cfg.model_dump(mode="json"),
+            "model_config": self.bundle.model_config.model_dump(mode="json"),
+            "loaded_at": self.loaded_at,
+        }
+
+
+def sensor_frame(t_ms: np.ndarray, xyz: np.ndarray, to_si: float) -> pl.DataFrame:
+    """t_ms, x, y, z in SI units, converted exactly as the raw-file reader converts."""
+    t = np.asarray(t_ms, dtype=np.float64)
+    values = np.asarray(xyz, dtype=np.float64)
+    if values.shape != (t.size, 3):
+        raise ValueError(f"expected {t.size} samples of x, y, z; got shape {values.shape}")
+    if t.size < 2 or not np.all(np.diff(t) > 0):
+        raise ValueError("timestamps must be at least two, strictly increasing")
+    frame = pl.DataFrame({"t_ms": t, "x": values[:, 0], "y": values[:, 1], "z": values[:, 2]}, schema=SAMPLE_SCHEMA)
+    return frame.select("t_ms", *(pl.col(a) * to_si for a in "xyz"))
+
+
+def recording_from_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_unit: AccelUnit,
+                           gyro_t: np.ndarray, gyro_xyz: np.ndarray, gyro_unit: GyroUnit,
+                           participant: str = "request") -> RawRecording:
+    """A RawRecording (SI units, no labels) from both sensors' samples in the watch's units, epoch ms."""
+    return RawRecording(
+        participant=participant,
+        accel=sensor_frame(accel_t, accel_xyz, ACCEL_TO_SI[AccelUnit(accel_unit)]),
+        gyro=sensor_frame(gyro_t, gyro_xyz, GYRO_TO_SI[GyroUnit(gyro_unit)]),
+        labels=empty_labels(),
+        meta=ParticipantMeta(units=SensorUnits(accelerometer=accel_unit, gyroscope=gyro_unit)),
+    )
+
+
+def load_model_version(tracking_uri: str, name: str, version: str, alias: str | None = None) -> LoadedModel:
+    """Download and load one registered version (bundle, run metrics) from the given MLflow store."""
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    mv = client.get_model_version(name, version)
+    source = client.get_model_version_download_uri(name, mv.version)
+    with tempfile.TemporaryDirectory(prefix="har-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri,
+                                                    registry_uri=tracking_uri)
+        bundle = load_bundle(local)
+    try:
+        metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+    except MlflowException:  # the run was deleted: the model still serves
+        metrics = {}
+    return LoadedModel(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, metrics=metrics,
+                       bundle=bundle)
+
+
+class Predictor:
+    """The model being served: follows `alias` of registered model `name`, or pins `version`."""
+
+    def __init__(self, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, alias: str = DEFAULT_ALIAS,
+                 version: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.name = name
+        self.alias = None if version else alias
+        self.version = version
+        self.last_error: str | None = None
+        self._model: LoadedModel | None = None
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    @property
+    def target(self) -> str:
+        return f"models:/{self.name}/{self.version}" if self.version else f"models:/{self.name}@{self.alias}"
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The model now served (None before one was loaded)."""
+        return self._model
+
+    def require(self) -> LoadedModel:
+        """The model now served; keep the returned object for the whole request."""
+        model = self._model
+        if model is None:
+            raise ModelUnavailable(f"no model is loaded: {self.last_error or 'not loaded yet'}")
+        return model
+
+    def resolve(self) -> str:
+        """The version the target points to now; ModelUnavailable if there is none."""
+        if self.version:
+            return self.version
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        try:
+            return str(client.get_model_version_by_alias(self.name, self.alias).version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise ModelUnavailable(f"no version of registered model '{self.name}' has the alias "
+                                       f"'{self.alias}' in {self.tracking_uri} ({exc.message})") from exc
+            raise ModelUnavailable(f"cannot read the registry at {self.tracking_uri}: {exc.message}") from exc
+
+    def refresh(self) -> bool:
+        """Load the version the target points to if it is not the one served; True if the model changed.
+
+        On failure the model served so far (if any) stays in place and `last_error` says why.
+        """
+        with self._refresh_lock:
+            try:
+                version = self.resolve()
+                current = self._model
+                if current is not None and current.version == version:
+                    self.last_error = None
+                    return False
+                loaded = load_model_version(self.tracking_uri, self.name, version, self.alias)
+            except ModelUnavailable as exc:
+                self.last_error = str(exc)
+                return False
+            except Exception as exc:  # a broken version must not take the service down
+                self.last_error = f"loading {self.target} failed: {type(exc).__name__}: {exc}"
+                return False
+            self._model = loaded  # the swap: one reference assignment
+            self.last_error = None
+            return True
+
+    def start_polling(self, interval_s: float) -> None:
+        """Call refresh() every interval_s seconds in a daemon thread until stop_polling()."""
+        if interval_s <= 0 or self._poller is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                self.refresh()
+
+        self._poller = threading.Thread(target=loop, name="har-model-poller", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=10)
+            self._poller = None

@@ -1,0 +1,166 @@
+"""Request and response models of the inference API, and example payloads that work when pasted."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
+
+MAX_ABS_VALUE = 1e6  # no sensor value in any accepted unit comes near this
+MAX_EPOCH_MS = 1e14  # year 5138
+EXAMPLE_START_MS = 1_742_802_739_120  # 2025-03-24T07:52:19.120Z
+EXAMPLE_HZ = 100.0
+
+Value = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
+TimestampMs = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_EPOCH_MS)]
+
+
+class _Sensor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timestamps_ms: list[TimestampMs] = Field(
+        min_length=2, description="Sample times, Unix epoch milliseconds (UTC), strictly increasing.")
+    x: list[Value] = Field(description="x axis, one value per timestamp.")
+    y: list[Value] = Field(description="y axis, one value per timestamp.")
+    z: list[Value] = Field(description="z axis, one value per timestamp.")
+
+    @field_validator("timestamps_ms")
+    @classmethod
+    def _strictly_increasing(cls, t: list[float]) -> list[float]:
+        steps = np.diff(np.asarray(t, dtype=np.float64))
+        bad = np.flatnonzero(steps <= 0)
+        if bad.size:
+            i = int(bad[0]) + 1
+            if steps[i - 1] == 0:
+                raise ValueError(f"duplicated timestamp {t[i]:g} at indices {i - 1} and {i}")
+            raise ValueError(f"timestamps must be strictly increasing: index {i} ({t[i]:g}) comes before "
+                             f"index {i - 1} ({t[i - 1]:g})")
+        return t
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> _Sensor:
+        n = len(self.timestamps_ms)
+        for axis in "xyz":
+            if len(getattr(self, axis)) != n:
+                raise ValueError(f"{axis} has {len(getattr(self, axis))} values but timestamps_ms has {n}")
+        return self
+
+    def xyz(self) -> np.ndarray:
+        return np.column_stack([np.asarray(self.x), np.asarray(self.y), np.asarray(self.z)])
+
+
+class AccelerometerSamples(_Sensor):
+    """Accelerometer samples as the watch gives them."""
+
+    unit: AccelUnit | None = Field(None, description="Unit of x/y/z; default: the model's configured unit "
+                                   "(milli-g unless configured otherwise).")
+
+
+class GyroscopeSamples(_Sensor):
+    """Gyroscope samples as the watch gives them."""
+
+    unit: GyroUnit | None = Field(None, description="Unit of x/y/z; default: the model's configured unit "
+                                  "(deg/s unless configured otherwise).")
+
+
+class PredictRequest(BaseModel):
+    """Raw samples of one recording; each sensor on its own clock. Must span at least one window
+    (window_size / target_hz seconds, 4 s by default) where both sensors record without gaps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accelerometer: AccelerometerSamples
+    gyroscope: GyroscopeSamples
+
+
+class WindowsRequest(BaseModel):
+    """Windows as the preprocessing produces them: fused, resampled, gravity-handled, but NOT scaled
+    (the model's scaler is applied by the service). Shape (n, window_size, channels), channels in the
+    order GET /model lists them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    windows: list[list[list[Value]]] = Field(min_length=1, description="(n, window_size, channels) floats.")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    alias: str | None
+
+
+class WindowPrediction(BaseModel):
+    start_ms: float = Field(description="Time of the window's first sample (epoch ms, on the 50 Hz fused clock).")
+    end_ms: float = Field(description="Time of the window's last sample (epoch ms).")
+    segment: int = Field(description="Gap-free segment of the recording the window lies in.")
+    label: str = Field(description="Most probable class.")
+    confidence: float = Field(description="Probability of the label.")
+    probabilities: dict[str, float] = Field(description="Probability of every class.")
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    classes: list[str]
+    windows: list[WindowPrediction]
+    class_shares: dict[str, float] = Field(description="Share of windows predicted as each class.")
+
+
+class WindowsResponse(BaseModel):
+    model: ModelRef
+    classes: list[str]
+    labels: list[str] = Field(description="Most probable class per window.")
+    probabilities: list[list[float]] = Field(description="(n, classes) probabilities, classes in `classes` order.")
+
+
+def example_duration_s(cfg: PreprocessConfig) -> float:
+    """Long enough for one window plus the fused clock's alignment margin."""
+    return cfg.window_size / cfg.target_hz + 0.3
+
+
+@lru_cache(maxsize=8)
+def _example_raw(cfg_json: str) -> dict:
+    cfg = PreprocessConfig.model_validate_json(cfg_json)
+    n = round(example_duration_s(cfg) * EXAMPLE_HZ)
+    rng = np.random.default_rng(7)
+    t = np.arange(n) / EXAMPLE_HZ
+    tap = np.sin(2 * np.pi * 3.5 * t)
+    acc = np.column_stack([150 + 60 * tap, -320 + 25 * np.roll(tap, 3), 930 + 40 * np.roll(tap, 6)])
+    gyro = np.column_stack([35 * np.cos(2 * np.pi * 3.5 * t), 12 * tap, 4 * np.sin(2 * np.pi * 0.5 * t)])
+    acc += rng.normal(0, 4, acc.shape)
+    gyro += rng.normal(0, 0.8, gyro.shape)
+
+    def sensor(offset_ms: int, values: np.ndarray, unit: str, decimals: int) -> dict:
+        v = np.round(values, decimals)
+        return {"timestamps_ms": [EXAMPLE_START_MS + offset_ms + 10 * i for i in range(n)],
+                "x": v[:, 0].tolist(), "y": v[:, 1].tolist(), "z": v[:, 2].tolist(), "unit": unit}
+
+    return {"accelerometer": sensor(0, acc, AccelUnit.MILLI_G.value, 1),
+            "gyroscope": sensor(7, gyro, GyroUnit.DEG_PER_S.value, 2)}
+
+
+def example_predict_payload(cfg: PreprocessConfig) -> dict:
+    """A /predict body: both sensors at 100 Hz (gyroscope 7 ms out of phase), one window long for `cfg`."""
+    return _example_raw(cfg.model_dump_json())
+
+
+@lru_cache(maxsize=8)
+def _example_windows(cfg_json: str) -> dict:
+    from har_assets.serving.predictor import recording_from_samples
+    from har_assets.signal.pipeline import preprocess
+
+    cfg = PreprocessConfig.model_validate_json(cfg_json)
+    body = PredictRequest.model_validate(_example_raw(cfg_json))
+    raw = recording_from_samples(
+        np.asarray(body.accelerometer.timestamps_ms), body.accelerometer.xyz(), AccelUnit.MILLI_G,
+        np.asarray(body.gyroscope.timestamps_ms), body.gyroscope.xyz(), GyroUnit.DEG_PER_S)
+    windows, _ = preprocess(raw, cfg)
+    return {"windows": np.round(windows.X[:1].astype(np.float64), 5).tolist()}
+
+
+def example_windows_payload(cfg: PreprocessConfig) -> dict:
+    """A /predict/windows body: the example recording's first window, preprocessed with `cfg`."""
+    return _example_windows(cfg.model_dump_json())

@@ -1,0 +1,63 @@
+"""Settings of the inference service, read from environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from har_assets.home import HarHome
+
+DEFAULT_MODEL_NAME = "har-activity"
+DEFAULT_ALIAS = "champion"
+
+# setting -> environment variable
+ENV_VARS = {
+    "tracking_uri": "MLFLOW_TRACKING_URI",
+    "model_name": "HAR_MODEL_NAME",
+    "alias": "HAR_MODEL_ALIAS",
+    "version": "HAR_MODEL_VERSION",
+    "poll_seconds": "HAR_MODEL_POLL_SECONDS",
+    "api_key": "HAR_API_KEY",
+    "max_body_bytes": "HAR_MAX_BODY_BYTES",
+    "max_samples": "HAR_MAX_SAMPLES",
+    "max_duration_s": "HAR_MAX_DURATION_S",
+    "max_windows": "HAR_MAX_WINDOWS",
+    "torch_threads": "HAR_TORCH_THREADS",
+}
+
+
+def registered_model_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(registered model name, alias) from HAR_MODEL_NAME / HAR_MODEL_ALIAS: what training registers
+    and promotes, and what the scoring assets and the API load."""
+    env = os.environ if env is None else env
+    return (env.get(ENV_VARS["model_name"], "").strip() or DEFAULT_MODEL_NAME,
+            env.get(ENV_VARS["alias"], "").strip() or DEFAULT_ALIAS)
+
+
+class ServeSettings(BaseModel):
+    """Which model to serve and the service's limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracking_uri: str = Field(description="MLflow tracking (and registry) URI.")
+    model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, description="Registered model name.")
+    alias: str = Field(DEFAULT_ALIAS, min_length=1, description="Alias to follow (ignored when version is set).")
+    version: str | None = Field(None, description="Serve exactly this version instead of following the alias.")
+    poll_seconds: float = Field(30.0, ge=0, description="How often to check whether the alias moved (0: never; "
+                                "POST /model/reload still works).")
+    api_key: str | None = Field(None, description="If set, /predict*, /model and /model/reload need header X-API-Key.")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted request body (bytes).")
+    max_samples: int = Field(360_000, ge=2, description="Most samples per sensor in one /predict request.")
+    max_duration_s: float = Field(3600.0, gt=0, description="Longest recording span accepted by /predict (s).")
+    max_windows: int = Field(1024, ge=1, description="Most windows in one /predict/windows request.")
+    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch's default).")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, home: HarHome | None = None) -> ServeSettings:
+        """Settings from environment variables (see ENV_VARS); the tracking URI defaults to HAR_HOME's store."""
+        env = os.environ if env is None else env
+        values: dict[str, str] = {name: env[var] for name, var in ENV_VARS.items() if env.get(var, "").strip()}
+        values.setdefault("tracking_uri", (home or HarHome.from_env()).mlflow_tracking_uri())
+        return cls.model_validate(values)
