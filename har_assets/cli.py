@@ -1,0 +1,170 @@
+"""`har`: demo data, the headless pipeline, and the Dagster UI on the embedded defaults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from har_assets.home import HOME_ENV, HarHome
+
+LOCAL_INSTANCE_YAML = """\
+# Local (embedded) Dagster instance for `har dev` / `har pipeline`: SQLite storage in this folder.
+# The run queue keeps concurrent runs low: SQLite does not like many writers, and the machine has few cores.
+concurrency:
+  runs:
+    max_concurrent_runs: 2
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_home(home: HarHome, *, demo_participants: int, demo_minutes: float, seed: int) -> list[str]:
+    """Create the home layout and a local Dagster instance; write demo data if no participant exists."""
+    from har_assets.demo import write_demo_dataset
+
+    home.dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home.dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text(LOCAL_INSTANCE_YAML)
+    home.raw.mkdir(parents=True, exist_ok=True)
+    if any(p.is_dir() for p in home.raw.iterdir()):
+        return []
+    print(f"no participants in {home.raw}: writing {demo_participants} demo participants", file=sys.stderr)
+    return write_demo_dataset(home.raw, demo_participants, seed=seed, minutes=demo_minutes)
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from har_assets.demo import write_demo_dataset
+
+    ids = write_demo_dataset(Path(args.out), args.participants, seed=args.seed, minutes=args.minutes,
+                             fmt=args.format, unlabeled=args.unlabeled)
+    print(f"wrote {len(ids)} participants to {args.out}: {', '.join(ids)}")
+    return 0
+
+
+def _home(args: argparse.Namespace) -> HarHome:
+    if args.home:
+        os.environ[HOME_ENV] = str(Path(args.home).resolve())
+    home = HarHome.from_env()
+    os.environ[HOME_ENV] = str(home.root)
+    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    return home
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from har_assets.pipeline_run import run_pipeline
+
+    home = _home(args)
+    prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed)
+    summary = run_pipeline(home, force=args.force)
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print(summary_text(summary))
+    return 1 if summary["failed"] or summary.get("model", {}).get("status") == "failed" else 0
+
+
+def summary_text(summary: dict) -> str:
+    lines = [f"HAR_HOME {summary['home']}: {len(summary['participants'])} participants "
+             f"({summary['materialized']} materialized, {summary['up_to_date']} up to date, "
+             f"{len(summary['failed'])} failed)"]
+    lines.append(f"{'participant':<14}{'status':<12}{'acc':>9}{'gyro':>9}{'segments':>10}{'windows':>9}  classes")
+    for pid, p in sorted(summary["participants"].items()):
+        classes = ", ".join(f"{k}={v}" for k, v in sorted(p["windows_per_class"].items())) or "-"
+        lines.append(f"{pid:<14}{p['status']:<12}{p['accelerometer_samples']:>9}{p['gyroscope_samples']:>9}"
+                     f"{p['segments']:>10}{p['windows']:>9}  {classes}")
+    for pid, error in sorted(summary["failed"].items()):
+        lines.append(f"FAILED {pid}: {error}")
+    from har_assets.pipeline_run import model_summary_lines
+
+    lines += model_summary_lines(summary)
+    return "\n".join(lines)
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    home = _home(args)
+    prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed)
+    print(f"HAR_HOME={home.root}  DAGSTER_HOME={home.dagster_home}  UI: http://{args.host}:{args.port}",
+          file=sys.stderr)
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "dev", "-m", "har_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    os.chdir(home.root)  # not the repo root, whose dagster.yaml is the PostgreSQL (compose) instance
+    os.execv(cmd[0], cmd)
+    return 0  # pragma: no cover
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from har_assets.serving.api import serve
+    from har_assets.serving.settings import ServeSettings
+
+    home = _home(args)
+    flags = {"MLFLOW_TRACKING_URI": args.tracking_uri, "HAR_MODEL_NAME": args.model_name,
+             "HAR_MODEL_ALIAS": args.alias, "HAR_MODEL_VERSION": args.version,
+             "HAR_MODEL_POLL_SECONDS": args.poll_seconds}
+    os.environ.update({var: str(value) for var, value in flags.items() if value is not None})
+    settings = ServeSettings.from_env(home=home)  # validated here, read again by each worker
+    target = f"version {settings.version}" if settings.version else f"alias '{settings.alias}'"
+    print(f"serving '{settings.model_name}' {target} from {settings.tracking_uri} on http://{args.host}:{args.port} "
+          f"(docs: /docs)", file=sys.stderr)
+    serve(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="har", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo-data", help="write synthetic participants in the raw watch-export format")
+    demo.add_argument("--participants", type=int, default=12)
+    demo.add_argument("--out", required=True)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--minutes", type=float, default=8.0)
+    demo.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
+    demo.add_argument("--unlabeled", type=int, default=0, help="the last N participants get no labels.csv")
+    demo.set_defaults(func=_cmd_demo_data)
+
+    for name, func, text in (
+        ("pipeline", _cmd_pipeline, "register participants and materialize every asset headlessly"),
+        ("dev", _cmd_dev, "run the Dagster UI and daemon (dagster dev) on HAR_HOME"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+        p.add_argument("--demo-participants", type=int, default=12, help="demo participants written if raw/ is empty")
+        p.add_argument("--demo-minutes", type=float, default=8.0)
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=func)
+        if name == "pipeline":
+            p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+            p.add_argument("--force", action="store_true", help="re-materialize participants that are up to date")
+        else:
+            p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--port", type=int, default=3000)
+
+    srv = sub.add_parser("serve", help="run the inference API (FastAPI on uvicorn) for the registered model")
+    srv.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--workers", type=int, default=1)
+    srv.add_argument("--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI or the home's local store)")
+    srv.add_argument("--model-name", help="registered model (default $HAR_MODEL_NAME or har-activity)")
+    srv.add_argument("--alias", help="alias to follow (default $HAR_MODEL_ALIAS or champion)")
+    srv.add_argument("--version", help="serve this version instead of following the alias")
+    srv.add_argument("--poll-seconds", type=float, help="check the alias this often (default 30; 0: never)")
+    srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                     help="uvicorn log level (warning: no access log)")
+    srv.set_defaults(func=_cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message="Parameter `data_version`")  # Dagster marks it beta
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

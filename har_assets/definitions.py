@@ -1,0 +1,49 @@
+"""The Dagster code location: `dagster dev -m har_assets.definitions`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from har_assets.home import HarHome
+from har_assets.orchestration.automation import retrain_sensor
+from har_assets.orchestration.io_manager import HarFileIOManager
+from har_assets.orchestration.jobs import preprocess_job
+from har_assets.orchestration.json_io import JsonIOManager
+from har_assets.orchestration.mlflow_resource import MlflowTracking
+from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
+from har_assets.orchestration.resources import PreprocessingResource, RawStore
+from har_assets.orchestration.scoring import SCORING_ASSETS, build_scoring_resources
+from har_assets.orchestration.sensors import new_participant_sensor
+from har_assets.orchestration.training import TRAINING_ASSETS, train_and_evaluate_job
+from har_assets.orchestration.training_resources import TrainingResource
+from har_assets.orchestration.tuning import OptunaStorage, hyperparameter_search_job
+from har_assets.serving.settings import registered_model_from_env
+
+
+def build_resources(home: HarHome) -> dict:
+    model_name, alias = registered_model_from_env()
+    return {
+        "raw_store": RawStore(root=str(home.raw)),
+        "preprocessing": PreprocessingResource.from_config(home.preprocess_config()),
+        "har_io": HarFileIOManager(base_dir=str(home.assets)),
+        "har_json": JsonIOManager(base_dir=str(home.assets)),
+        "training": TrainingResource(),
+        "mlflow_tracking": MlflowTracking(tracking_uri=home.mlflow_tracking_uri(),
+                                          artifact_location=home.mlflow_artifact_location(),
+                                          registered_model_name=model_name, champion_alias=alias),
+        "optuna_storage": OptunaStorage(url=home.optuna_storage_url()),
+        **build_scoring_resources(home),
+    }
+
+
+def build_definitions(home: HarHome) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[*PREPROCESSING_ASSETS, *TRAINING_ASSETS, *SCORING_ASSETS],
+        jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
+        sensors=[new_participant_sensor, retrain_sensor],
+        resources=build_resources(home),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(HarHome.from_env())

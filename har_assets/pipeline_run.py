@@ -1,0 +1,197 @@
+"""The headless pipeline (`har pipeline`): register participants, materialize what is stale, train,
+evaluate and register the model, summarise.
+
+Runs through a real Dagster instance (the one in `$HAR_HOME/dagster_home`), so everything it
+materializes appears in the UI exactly as if launched there. The model is retrained when some
+participant was (re-)materialized, when no model was registered yet, or with `force`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from har_assets.definitions import build_resources
+from har_assets.home import HarHome
+from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
+from har_assets.orchestration.training import (
+    TRAINING_ASSETS,
+    dataset_split,
+    model,
+    model_evaluation,
+    normalized_windows,
+    registered_model,
+    scaler,
+)
+from har_assets.raw.scan import scan_raw_root
+
+ALL_ASSETS = [*PREPROCESSING_ASSETS, *TRAINING_ASSETS]
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run log stays in the instance
+SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
+    "accelerometer_samples": ("raw_recording", "accelerometer_samples"),
+    "gyroscope_samples": ("raw_recording", "gyroscope_samples"),
+    "segments": ("fused_recording", "segments"),
+    "windows": ("windows", "windows"),
+    "windows_per_class": ("windows", "windows_per_class"),
+}
+
+
+def latest_materialization(instance: dg.DagsterInstance, asset: str, partition: str) -> dg.AssetMaterialization | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    return records[0].asset_materialization if records else None
+
+
+def _metadata_value(mat: dg.AssetMaterialization | None, key: str) -> Any:
+    if mat is None or key not in mat.metadata:
+        return None
+    return mat.metadata[key].value
+
+
+def is_up_to_date(instance: dg.DagsterInstance, partition: str, fingerprint: str, config_json: dict) -> bool:
+    """Windows exist and were built from these exact files with this preprocessing config."""
+    raw = latest_materialization(instance, "raw_recording", partition)
+    fused = latest_materialization(instance, "fused_recording", partition)
+    win = latest_materialization(instance, "windows", partition)
+    if raw is None or fused is None or win is None:
+        return False
+    same_data = raw.tags.get("dagster/data_version") == fingerprint if raw.tags else False
+    same_config = _metadata_value(fused, "preprocess_config") == config_json
+    return same_data and same_config
+
+
+def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, force: bool = False,
+                 resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Materialize every stale participant's preprocessing assets, then (re)train, evaluate and register the model
+    when something changed; return a per-participant summary plus the model's (`model_summary`).
+
+    `resources` replaces the home's defaults by key (e.g. a smaller `training` config)."""
+    instance = instance or dg.DagsterInstance.get()
+    resources = {**build_resources(home), **(resources or {})}
+    config_json = resources["preprocessing"].to_config().model_dump(mode="json")
+    scan = scan_raw_root(home.raw, None, settle_s=0.0)
+    found = scan.to_request
+    instance.add_dynamic_partitions(
+        participants.name, sorted(set(found) - set(instance.get_dynamic_partitions(participants.name)))
+    )
+    summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": dict(scan.invalid),
+                               "materialized": 0, "up_to_date": 0}
+    for pid, fingerprint in sorted(found.items()):
+        if not force and is_up_to_date(instance, pid, fingerprint, config_json):
+            status = "up-to-date"
+            summary["up_to_date"] += 1
+        else:
+            result = dg.materialize(PREPROCESSING_ASSETS, partition_key=pid, instance=instance, resources=resources,
+                                    raise_on_error=False, run_config=QUIET, tags={"har/raw_fingerprint": fingerprint})
+            if not result.success:
+                summary["failed"][pid] = _failure_message(result)
+                continue
+            status = "materialized"
+            summary["materialized"] += 1
+        entry: dict[str, Any] = {"status": status}
+        for field, (asset, key) in SUMMARY_FIELDS.items():
+            entry[field] = _metadata_value(latest_materialization(instance, asset, pid), key)
+        summary["participants"][pid] = entry
+    retrain = force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
+    summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
+    return summary
+
+
+def _stored(resources: dict, asset: str) -> Any:
+    return resources["har_json"].stored_json(dg.AssetKey(asset))
+
+
+def run_training(instance: dg.DagsterInstance, resources: dict,
+                 tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Split and scaler, normalized windows of every participant that has windows, then model, evaluation and
+    registry: the order a "Materialize all" backfill runs them in. Returns `model_summary`; status "skipped"
+    when there are too few labelled participants to split (not an error of the run)."""
+    def step(selection: list, partition: str | None = None) -> dg.ExecuteInJobResult:
+        return dg.materialize(ALL_ASSETS, selection=selection, partition_key=partition, instance=instance,
+                              resources=resources, raise_on_error=False, tags=tags)
+
+    result = step([dataset_split, scaler])
+    if not result.success and _is_split_impossible(result):
+        return {"status": "skipped", "reason": _failure_message(result)}
+    for pid in instance.get_dynamic_partitions(participants.name) if result.success else []:
+        if resources["har_io"].path_for(dg.AssetKey("windows"), pid) is not None:
+            result = step([normalized_windows], pid)
+            if not result.success:
+                break
+    if result.success:
+        result = step([model, model_evaluation, registered_model])
+    if not result.success:
+        return {"status": "failed", "error": _failure_message(result)}
+    return model_summary(resources, "trained")
+
+
+def _is_split_impossible(result: dg.ExecuteInJobResult) -> bool:
+    for event in result.get_step_failure_events():
+        user = event.step_failure_data.user_failure_data
+        if user is not None and "split_impossible" in (user.metadata or {}):
+            return True
+    return False
+
+
+def model_summary(resources: dict, status: str) -> dict[str, Any]:
+    """The registered model, its decision and test metrics, from the stored training assets."""
+    split, trained, evaluation, registered = (_stored(resources, a) for a in (
+        "dataset_split", "model", "model_evaluation", "registered_model"))
+    if registered is None or evaluation is None:
+        return {"status": "missing"}
+    return {
+        "status": status,
+        "registered_model": registered["name"], "version": registered["version"],
+        "champion": registered["champion"], "decision": registered["decision"], "reason": registered["reason"],
+        "model_uri": registered["model_uri"], "mlflow_run_id": registered["mlflow_run_id"],
+        "split": {k: split[k] for k in ("train", "validation", "test", "unlabelled")} if split else None,
+        "best_epoch": trained.get("best_epoch") if trained else None,
+        "epochs_run": trained.get("epochs_run") if trained else None,
+        "train_seconds": trained.get("train_seconds") if trained else None,
+        "test": {
+            "accuracy": evaluation["accuracy"], "macro_f1": evaluation["macro_f1"], "windows": evaluation["n"],
+            "baselines": evaluation["baselines"],
+            "per_participant_accuracy": {p: v["accuracy"] for p, v in evaluation["per_participant"].items()},
+        },
+    }
+
+
+def model_summary_lines(summary: dict[str, Any]) -> list[str]:
+    """Text lines about the model for `har pipeline`."""
+    m = summary.get("model")
+    if not m:
+        return []
+    if m["status"] == "failed":
+        return [f"MODEL FAILED: {m['error']}"]
+    if m["status"] == "skipped":
+        return [f"model: not trained - {m['reason']}"]
+    if m["status"] == "missing":
+        return ["model: none registered"]
+    t = m["test"]
+    floor = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in t["baselines"].items())
+    people = ", ".join(f"{p} {a:.3f}" for p, a in sorted(t["per_participant_accuracy"].items()))
+    return [
+        f"model {m['registered_model']} v{m['version']} ({m['status']}): "
+        f"{'champion' if m['champion'] else 'not champion'} - {m['reason']}",
+        f"test participants {', '.join(m['split']['test']) if m['split'] else '?'}: accuracy {t['accuracy']:.3f}, "
+        f"macro-F1 {t['macro_f1']:.3f} ({t['windows']} windows); dummy macro-F1: {floor}",
+        f"per-participant accuracy: {people}",
+    ]
+
+
+def _failure_message(result: dg.ExecuteInJobResult) -> str:
+    for event in result.get_step_failure_events():
+        user = event.step_failure_data.user_failure_data
+        if user is not None and user.description:
+            return user.description
+        error = event.step_failure_data.error
+        if error is not None:
+            return error.message.strip().splitlines()[0] if error.message else error.cls_name
+    for event in result.get_asset_check_evaluations():
+        if not event.passed:
+            return f"asset check {event.check_name} failed on {event.asset_key.to_user_string()}"
+    return "run failed"
