@@ -1,0 +1,101 @@
+"""A real registered model in a temporary MLflow store, trained in a second on tiny generated participants."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+from har_assets.config import PreprocessConfig
+from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.mlflow_model import log_bundle
+from har_assets.ml.model import ModelConfig
+from har_assets.ml.scaler import ChannelScaler
+from har_assets.ml.training import TrainConfig, train_model
+from har_assets.raw.recording import RawRecording
+from har_assets.signal.pipeline import preprocess
+
+MODEL_NAME = "har-activity"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+TINY = ModelConfig(conv_filters=8, kernel_size=5, conv_layers=2, lstm_units=8, dropout=0.0)
+
+
+def train_bundle(recordings: list[RawRecording], cfg: PreprocessConfig, seed: int = 0, epochs: int = 2
+                 ) -> tuple[ModelBundle, np.ndarray]:
+    """A tiny model trained on the labelled windows of `recordings` (scaler fit on them); also returns X."""
+    sets = [preprocess(r, cfg)[0] for r in recordings]
+    X = np.concatenate([w.X for w in sets])
+    labels = np.concatenate([w.labels for w in sets])
+    keep = labels != ""
+    X, labels = X[keep], labels[keep]
+    classes = sorted(set(labels.tolist()))
+    y = np.searchsorted(classes, labels)
+    scaler = ChannelScaler.fit(X, cfg.channels)
+    result = train_model(scaler.transform(X), y, None, None, classes, TINY,
+                         TrainConfig(epochs=epochs, batch_size=16, lr=3e-3, seed=seed, device="cpu"))
+    return ModelBundle(model=result.model, model_config=TINY, preprocess=cfg, scaler=scaler, classes=classes), X
+
+
+@contextmanager
+def _tracking(uri: str) -> Iterator[None]:
+    """Use `uri` as MLflow's global tracking URI, then restore exactly what was there: mlflow.set_tracking_uri
+    also writes $MLFLOW_TRACKING_URI, and an explicit URI left behind would override other tests' settings."""
+    env = os.environ.get(TRACKING_ENV)
+    try:
+        with _use_tracking_uri(uri):
+            yield
+    finally:
+        if env is None:
+            os.environ.pop(TRACKING_ENV, None)
+        else:
+            os.environ[TRACKING_ENV] = env
+
+
+@dataclass
+class ModelStore:
+    """A temporary MLflow tracking + registry store (SQLite; artifacts under the same folder)."""
+
+    folder: Path
+    name: str = MODEL_NAME
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{self.folder / 'mlflow.db'}"
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        found = client.get_experiment_by_name("tests")
+        if found is not None:
+            return found.experiment_id
+        return client.create_experiment("tests", artifact_location=(self.folder / "artifacts").as_uri())
+
+    def register(self, bundle: ModelBundle, example: np.ndarray, metrics: dict[str, float],
+                 alias: str | None = "champion") -> str:
+        """Log the bundle in a run with `metrics`, register it as a new version; optionally give it `alias`."""
+        experiment = self.experiment_id()
+        with _tracking(self.uri), mlflow.start_run(experiment_id=experiment):
+            mlflow.log_metrics(metrics)
+            info = log_bundle(bundle, example[:2])
+            version = mlflow.register_model(info.model_uri, self.name).version
+        if alias:
+            self.set_alias(alias, str(version))
+        return str(version)
+
+    def register_copy(self, version: str, name: str) -> str:
+        """Register the model logged for `version` of this store's model again, under `name` (no new run)."""
+        source = self.client().get_model_version(self.name, version).source
+        with _tracking(self.uri):
+            return str(mlflow.register_model(source, name).version)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(self.name, alias, version)

@@ -1,0 +1,56 @@
+"""The `har` console script: demo data and the headless pipeline, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from har_assets.cli import main
+
+HAR = [sys.executable, "-m", "har_assets.cli"]
+
+
+def test_demo_data_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo-data", "--participants", "2", "--out", str(tmp_path), "--minutes", "1", "--format", "csv",
+                 "--unlabeled", "1"]) == 0
+    assert "wrote 2 participants" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "p001").iterdir()) == ["accelerometer.csv", "gyroscope.csv",
+                                                                     "labels.csv"]
+    assert not (tmp_path / "p002" / "labels.csv").exists()
+    with pytest.raises(FileExistsError, match="p001"):
+        main(["demo-data", "--participants", "1", "--out", str(tmp_path), "--minutes", "1"])
+
+
+def test_pipeline_json_then_up_to_date_then_changed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    raw = home / "raw"
+    assert main(["demo-data", "--participants", "2", "--out", str(raw), "--minutes", "3", "--format", "csv"]) == 0
+    (raw / "bad id!").mkdir()
+    env = {**os.environ, "HAR_HOME": str(home)}
+    first = subprocess.run([*HAR, "pipeline", "--json"], env=env, capture_output=True, text=True, timeout=600)
+    summary = json.loads(first.stdout)
+    assert first.returncode == 1, "an invalid folder must make the run exit non-zero"
+    assert "invalid participant id" in summary["failed"]["bad id!"]
+    assert summary["materialized"] == 2
+    p1 = summary["participants"]["p001"]
+    assert p1["status"] == "materialized" and p1["segments"] >= 2 and p1["accelerometer_samples"] > 10_000
+    assert p1["windows"] >= sum(p1["windows_per_class"].values()) > 0
+    assert (home / "dagster_home" / "dagster.yaml").is_file()
+    assert (home / "assets" / "windows" / "p002.npz").is_file()
+
+    (raw / "bad id!").rmdir()
+    second = json.loads(subprocess.run([*HAR, "pipeline", "--json"], env=env, capture_output=True, text=True,
+                                       timeout=600, check=True).stdout)
+    assert second["up_to_date"] == 2 and second["materialized"] == 0
+
+    labels = raw / "p002" / "labels.csv"
+    labels.write_text("".join(labels.read_text().splitlines(keepends=True)[:-1]))  # drop the last bout
+    third = json.loads(subprocess.run([*HAR, "pipeline", "--json"], env=env, capture_output=True, text=True,
+                                      timeout=600, check=True).stdout)
+    assert third["participants"]["p002"]["status"] == "materialized"
+    assert third["participants"]["p001"]["status"] == "up-to-date"

@@ -1,0 +1,98 @@
+"""new_participant_sensor: new, changed, still-being-written and invalid folders; restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from har_assets.orchestration.resources import RawStore
+from har_assets.orchestration.sensors import new_participant_sensor
+from har_assets_tests.rawfiles import edit_cell, write_participant
+
+
+def age(folder: Path, seconds: float = 120) -> None:
+    """Make a folder's files look finished (written `seconds` ago)."""
+    past = time.time() - seconds
+    for f in folder.iterdir():
+        os.utime(f, (past, past))
+
+
+def tick(instance: dg.DagsterInstance, root: Path, cursor: str | None):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"raw_store": RawStore(root=str(root))})
+    result = new_participant_sensor(ctx)
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return result, result.cursor
+    return result, ctx.cursor
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def test_new_participants_become_partitions_and_runs(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    for pid in ("p01", "p02"):
+        age(write_participant(tmp_path / pid, seconds=12))
+    result, cursor = tick(instance, tmp_path, None)
+    assert isinstance(result, dg.SensorResult)
+    assert result.dynamic_partitions_requests[0].partition_keys == ["p01", "p02"]
+    assert [r.partition_key for r in result.run_requests] == ["p01", "p02"]
+    assert len({r.run_key for r in result.run_requests}) == 2
+    # a restart with the stored cursor requests nothing again
+    again, _ = tick(instance, tmp_path, cursor)
+    assert isinstance(again, dg.SkipReason) and "2 unchanged" in again.skip_message
+    assert sorted(instance.get_dynamic_partitions("participants")) == ["p01", "p02"]
+
+
+def test_folder_still_being_written_waits_for_next_tick(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    write_participant(tmp_path / "p01", seconds=12)  # mtime = now
+    first, cursor = tick(instance, tmp_path, None)
+    assert isinstance(first, dg.SkipReason) and "still being written (p01)" in first.skip_message
+    assert instance.get_dynamic_partitions("participants") == []
+    second, _ = tick(instance, tmp_path, cursor)  # sizes and mtimes unchanged since the last tick
+    assert isinstance(second, dg.SensorResult) and [r.partition_key for r in second.run_requests] == ["p01"]
+
+
+def test_changed_content_is_requested_again_but_a_touch_is_not(tmp_path: Path,
+                                                                instance: dg.DagsterInstance) -> None:
+    folder = write_participant(tmp_path / "p01", seconds=12)
+    age(folder)
+    first, cursor = tick(instance, tmp_path, None)
+    old_key = first.run_requests[0].run_key
+    age(folder, 60)  # mtime changes, content does not
+    touched, cursor = tick(instance, tmp_path, cursor)
+    assert isinstance(touched, dg.SkipReason)
+    edit_cell(folder / "labels.csv", "activity", 0, "standing")
+    age(folder, 30)
+    changed, cursor = tick(instance, tmp_path, cursor)
+    assert isinstance(changed, dg.SensorResult)
+    assert changed.run_requests[0].partition_key == "p01" and changed.run_requests[0].run_key != old_key
+    assert not changed.dynamic_partitions_requests  # the partition exists already
+
+
+def test_invalid_folders_are_reported_not_fatal(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    age(write_participant(tmp_path / "p01", seconds=12))
+    age(write_participant(tmp_path / "bad name", seconds=12))
+    incomplete = write_participant(tmp_path / "p02", seconds=12)
+    (incomplete / "gyroscope.csv").unlink()
+    (tmp_path / "stray.txt").write_text("not a folder")
+    result, cursor = tick(instance, tmp_path, None)
+    assert [r.partition_key for r in result.run_requests] == ["p01"]
+    skip, _ = tick(instance, tmp_path, cursor)
+    assert "bad name: participant 'bad name': invalid participant id" in skip.skip_message
+    assert "p02: participant 'p02': missing required file gyroscope" in skip.skip_message
+    state = json.loads(cursor)
+    assert set(state["requested"]) == {"p01"}
+
+
+def test_missing_raw_root(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    result, _ = tick(instance, tmp_path / "nowhere", None)
+    assert isinstance(result, dg.SkipReason)
