@@ -25,9 +25,8 @@ import torch
 from har_assets.config import GravityMode, PreprocessConfig
 from har_assets.demo import write_demo_dataset
 from har_assets.ml.experiment import run_experiment
-from har_assets.ml.model import ModelConfig
+from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig, participant_rank, split_participants
-from har_assets.ml.training import TrainConfig
 from har_assets.raw.layout import locate_files
 from har_assets.raw.reader import read_files
 from har_assets.signal.gravity import apply_gravity_handling

@@ -41,8 +41,9 @@ from mlflow import MlflowClient
 
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
 from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.mlflow_model import log_bundle
-from har_assets.ml.model import ModelConfig, build_model
+from har_assets.ml.model import build_model
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.serving.predictor import recording_from_samples
 from har_assets.serving.schemas import PredictRequest, WindowsRequest, example_predict_payload

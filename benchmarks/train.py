@@ -28,9 +28,9 @@ import torch
 
 from har_assets.config import PreprocessConfig
 from har_assets.demo import write_demo_dataset
+from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.inference import predict_proba
-from har_assets.ml.model import ModelConfig
-from har_assets.ml.training import TrainConfig, train_model
+from har_assets.ml.training import train_model
 from har_assets.raw.layout import locate_files
 from har_assets.raw.reader import read_files
 from har_assets.signal.pipeline import preprocess

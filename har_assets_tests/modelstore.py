@@ -15,10 +15,10 @@ from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from har_assets.config import PreprocessConfig
 from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.mlflow_model import log_bundle
-from har_assets.ml.model import ModelConfig
 from har_assets.ml.scaler import ChannelScaler
-from har_assets.ml.training import TrainConfig, train_model
+from har_assets.ml.training import train_model
 from har_assets.raw.recording import RawRecording
 from har_assets.signal.pipeline import preprocess
 

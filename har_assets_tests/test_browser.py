@@ -60,7 +60,7 @@ from pathlib import Path
 import dagster as dg
 from har_assets.cli import prepare_home
 from har_assets.home import HarHome
-from har_assets.ml.training import TrainConfig
+from har_assets.ml.hyperparams import TrainConfig
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.pipeline_run import run_pipeline
 

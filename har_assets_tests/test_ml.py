@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.inference import predict_proba
 from har_assets.ml.metrics import (
     channel_permutation_importance,
@@ -16,7 +17,7 @@ from har_assets.ml.metrics import (
     evaluate_predictions,
     per_group_accuracy,
 )
-from har_assets.ml.model import ModelConfig, build_model
+from har_assets.ml.model import build_model
 from har_assets.ml.training import (
     EpochStats,
     TrainConfig,

@@ -5,18 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from har_assets.ml.experiment import (
+from har_assets.ml.datasets import (
     common_channels,
     derive_classes,
     fit_scaler,
     labelled_data,
     labelled_participants,
-    run_experiment,
     windows_fingerprint,
 )
-from har_assets.ml.model import ModelConfig
+from har_assets.ml.experiment import run_experiment
+from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig, SplitError, split_participants
-from har_assets.ml.training import TrainConfig
 from har_assets.signal.windowing import WindowSet
 
 PEOPLE = [f"p{i:02d}" for i in range(12)]

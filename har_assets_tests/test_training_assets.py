@@ -20,9 +20,8 @@ from har_assets.cli import summary_text
 from har_assets.config import PreprocessConfig
 from har_assets.definitions import build_definitions, build_resources
 from har_assets.home import HarHome
-from har_assets.ml.model import ModelConfig
+from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import DatasetSplit
-from har_assets.ml.training import TrainConfig
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.resources import PreprocessingResource
 from har_assets.orchestration.training import dataset_split, model, model_evaluation, registered_model

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from har_assets.config import PreprocessConfig
+from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.inference import predict_proba
-from har_assets.ml.model import CnnBiLstm, ModelConfig, build_model
+from har_assets.ml.model import CnnBiLstm, build_model
 from har_assets.ml.scaler import ChannelScaler
 
 

@@ -1,23 +1,11 @@
-"""The CNN-BiLSTM activity classifier and its hyper-parameters."""
+"""The CNN-BiLSTM activity classifier (its hyper-parameters: `har_assets.ml.hyperparams.ModelConfig`)."""
 
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-
-class ModelConfig(BaseModel):
-    """Architecture hyper-parameters (they travel with the model, e.g. as MLflow params)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    conv_filters: int = Field(64, ge=1, description="Output channels of every Conv1d block.")
-    kernel_size: int = Field(5, ge=1, description="Temporal kernel size of the convolutions (samples).")
-    conv_layers: int = Field(2, ge=1, le=8, description="Conv blocks; each halves the time axis (max-pool 2).")
-    lstm_units: int = Field(64, ge=1, description="Hidden units per direction of the bidirectional LSTM.")
-    lstm_layers: int = Field(1, ge=1, le=4, description="Stacked LSTM layers.")
-    dropout: float = Field(0.3, ge=0, lt=1, description="Dropout before the classifier (and between LSTM layers).")
+from har_assets.ml.hyperparams import ModelConfig
 
 
 class CnnBiLstm(nn.Module):

@@ -16,8 +16,7 @@ import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from har_assets.config import GravityMode, PreprocessConfig
-from har_assets.ml.model import ModelConfig
-from har_assets.ml.training import EpochStats, TrainConfig
+from har_assets.ml.hyperparams import EpochStats, ModelConfig, TrainConfig
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 

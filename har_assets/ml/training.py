@@ -11,45 +11,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
+from har_assets.ml.hyperparams import EpochStats, ModelConfig, TrainConfig
 from har_assets.ml.inference import predict_proba
 from har_assets.ml.metrics import macro_f1
-from har_assets.ml.model import CnnBiLstm, ModelConfig, build_model
-
-
-class TrainConfig(BaseModel):
-    """Optimisation hyper-parameters."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    epochs: int = Field(30, ge=1, description="Maximum number of epochs.")
-    batch_size: int = Field(64, ge=2, description="Training mini-batch size.")
-    lr: float = Field(1e-3, gt=0, description="Initial learning rate.")
-    weight_decay: float = Field(1e-4, ge=0, description="Weight decay (decoupled for AdamW).")
-    optimizer: Literal["adamw", "adam"] = "adamw"
-    class_weighting: Literal["none", "balanced"] = Field(
-        "balanced", description="Weight the loss by inverse training class frequency."
-    )
-    patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation macro-F1.")
-    seed: int = Field(0, ge=0, description="Seed for initialisation and shuffling (bitwise reproducible on CPU).")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads during training (None: unchanged).")
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    """One epoch. The validation fields are None when there is no validation set."""
-
-    epoch: int  # 1-based
-    train_loss: float
-    val_loss: float | None
-    val_accuracy: float | None
-    val_macro_f1: float | None
-    seconds: float
-    lr: float
+from har_assets.ml.model import CnnBiLstm, build_model
 
 
 @dataclass

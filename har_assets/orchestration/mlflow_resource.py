@@ -15,19 +15,23 @@ under `$HAR_HOME/mlflow` (the registry needs a database); `MLFLOW_TRACKING_URI` 
 server (see `HarHome.mlflow_tracking_uri`).
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 
-from har_assets.ml.bundle import ModelBundle
-from har_assets.ml.mlflow_model import load_bundle
 from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
+
+if TYPE_CHECKING:  # imported where used: every run process loads this module, few need MLflow or torch
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from har_assets.ml.bundle import ModelBundle
 
 
 def _ensure_sqlite_folder(uri: str | None) -> None:
@@ -47,12 +51,16 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def activate(self) -> None:
         """Point MLflow's (process-global) fluent API at this store."""
+        import mlflow
+
         for uri in (self.tracking_uri, self.registry_uri):
             _ensure_sqlite_folder(uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
 
     def client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
         self.activate()
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
 
@@ -69,6 +77,8 @@ class MlflowTracking(dg.ConfigurableResource):
     def start_run(self, *, run_id: str | None = None, run_name: str | None = None,
                   tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
         """Start (or re-open, by `run_id`) a run; it ends when the block does, FAILED if it raised."""
+        import mlflow
+
         experiment_id = self.experiment_id()
         with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
                               tags=tags, nested=nested) as run:
@@ -82,11 +92,15 @@ class MlflowTracking(dg.ConfigurableResource):
         return f"{self.tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
     def load_bundle(self, model_uri: str) -> ModelBundle:
+        from har_assets.ml.mlflow_model import load_bundle
+
         self.activate()
         return load_bundle(model_uri)
 
     def champion(self) -> ModelVersion | None:
         """The version holding the champion alias, or None (also when the model is not registered yet)."""
+        from mlflow.exceptions import MlflowException
+
         try:
             return self.client().get_model_version_by_alias(self.registered_model_name, self.champion_alias)
         except MlflowException as exc:

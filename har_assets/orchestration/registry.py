@@ -14,7 +14,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from har_assets.config import PreprocessConfig
-from har_assets.ml.experiment import WindowSets, score_bundle
+from har_assets.ml.datasets import WindowSets
+from har_assets.ml.experiment import score_bundle
 from har_assets.ml.split import DatasetSplit
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.resources import RawStore

@@ -1,11 +1,12 @@
 """Per-participant scoring with the registered champion: `participant_predictions` and `participant_drift`.
 
 Thin shells over har_assets.serving: the same `LoadedModel.predict_recording` as the HTTP API, so
-the timeline here and `/predict` on the same samples agree.
+the timeline here and `/predict` on the same samples agree. The predictor (MLflow, torch) is
+imported when a model is loaded, not when the code location is.
 """
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import numpy as np
@@ -19,9 +20,11 @@ from har_assets.orchestration.preprocessing import IO, failing_clearly
 from har_assets.raw.recording import RawRecording
 from har_assets.serving import timeline
 from har_assets.serving.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
-from har_assets.serving.predictor import LoadedModel, ModelUnavailable, Predictor
 from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, registered_model_from_env
 from har_assets.signal.pipeline import preprocess
+
+if TYPE_CHECKING:
+    from har_assets.serving.predictor import LoadedModel
 
 GROUP = "scoring"
 
@@ -33,8 +36,10 @@ class ChampionModelResource(dg.ConfigurableResource):
     model_name: str = DEFAULT_MODEL_NAME
     alias: str = DEFAULT_ALIAS
 
-    def load(self, version: str | None = None) -> LoadedModel:
+    def load(self, version: str | None = None) -> "LoadedModel":
         """The version the alias points to now (or exactly `version`); dg.Failure if there is none."""
+        from har_assets.serving.predictor import ModelUnavailable, Predictor
+
         predictor = Predictor(self.tracking_uri, self.model_name, self.alias, version)
         predictor.refresh()
         try:

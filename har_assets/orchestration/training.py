@@ -5,6 +5,9 @@ Thin shells over har_assets.ml (split, experiment, training, metrics, mlflow_mod
 config from resources, check that their inputs belong together, log to MLflow through
 `MlflowTracking` (see its module for why not dagster-mlflow) and report metadata to the UI.
 One materialization of `model` is one MLflow run; `model_evaluation` adds its results to that run.
+
+torch and MLflow are imported inside the asset bodies that use them: every run process loads this
+module with the code location, and a preprocessing run should not pay seconds for them.
 """
 
 import base64
@@ -17,29 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import mlflow
 import numpy as np
 
-from har_assets.ml.bundle import ModelBundle
-from har_assets.ml.experiment import (
+from har_assets.ml.datasets import (
     common_channels,
     derive_classes,
-    evaluate,
     fit_scaler,
     labelled_data,
     labelled_participants,
     windows_fingerprint,
 )
-from har_assets.ml.metrics import confusion_matrix_png
-from har_assets.ml.mlflow_model import log_bundle
+from har_assets.ml.hyperparams import EpochStats
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.split import DatasetSplit, SplitError, split_participants
-from har_assets.ml.training import EpochStats, train_model
 from har_assets.orchestration import automation
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
-from har_assets.orchestration.registry import decide_and_register
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.signal.windowing import WindowSet
@@ -194,6 +191,8 @@ def _params(prefix: str, values: dict[str, Any]) -> dict[str, str]:
 
 
 def _log_run_inputs(split: DatasetSplit, lineage: dict, preprocess: dict, model_cfg: dict, train_cfg: dict) -> None:
+    import mlflow
+
     mlflow.log_params({**_params("preprocess", preprocess), **_params("model", model_cfg),
                        **_params("train", train_cfg)})
     mlflow.log_params({"split.train": ",".join(split.train), "split.validation": ",".join(split.validation),
@@ -214,6 +213,12 @@ def _log_run_inputs(split: DatasetSplit, lineage: dict, preprocess: dict, model_
 def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler: ChannelScaler,
           normalized_windows: dict[str, WindowSet], training: TrainingResource,
           preprocessing: PreprocessingResource, mlflow_tracking: MlflowTracking) -> dg.Output[dict]:
+    import mlflow
+
+    from har_assets.ml.bundle import ModelBundle
+    from har_assets.ml.mlflow_model import log_bundle
+    from har_assets.ml.training import train_model
+
     split, cfg = dataset_split, preprocessing.to_config()
     if tuple(cfg.channels) != tuple(scaler.channels):
         raise fail(f"the preprocessing config gives channels {list(cfg.channels)} but the windows have "
@@ -305,6 +310,11 @@ def _evaluation_metrics(report: dict) -> dict[str, float]:
 def model_evaluation(context: dg.AssetExecutionContext, model: dict, dataset_split: DatasetSplit,
                      normalized_windows: dict[str, WindowSet],
                      mlflow_tracking: MlflowTracking) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    import mlflow
+
+    from har_assets.ml.experiment import evaluate
+    from har_assets.ml.metrics import confusion_matrix_png
+
     split = dataset_split
     bundle = mlflow_tracking.load_bundle(model["model_uri"])
     require_normalized(context, split, ("train", "test"), normalized_windows, bundle.scaler)
@@ -369,6 +379,8 @@ def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
 def registered_model(context: dg.AssetExecutionContext, model: dict, model_evaluation: dict,
                      dataset_split: DatasetSplit, windows: dict[str, WindowSet], mlflow_tracking: MlflowTracking,
                      raw_store: RawStore) -> dg.Output[dict]:
+    from har_assets.orchestration.registry import decide_and_register
+
     missing = sorted(set(dataset_split.test) - set(windows))
     if missing:
         raise fail(f"test participants {missing} have no windows: re-materialize dataset_split", missing=missing)

@@ -13,9 +13,8 @@ from typing import Any
 import dagster as dg
 from pydantic import BaseModel, Field, create_model
 
-from har_assets.ml.model import ModelConfig
+from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig
-from har_assets.ml.training import TrainConfig
 
 
 def config_section(model: type[BaseModel], name: str) -> type[dg.Config]:

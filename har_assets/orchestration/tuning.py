@@ -11,16 +11,15 @@ stay unseen). The study is resumable from its Optuna storage; in MLflow one pare
 from typing import Any
 
 import dagster as dg
-import mlflow
 import optuna
 import polars as pl
 
 from har_assets.config import GravityMode, PreprocessConfig
 from har_assets.errors import PipelineDataError
-from har_assets.ml.experiment import labelled_participants, run_experiment
+from har_assets.ml.datasets import labelled_participants
+from har_assets.ml.hyperparams import EpochStats
 from har_assets.ml.search import SearchConfig, open_study, pruning_callback, run_study, suggest
 from har_assets.ml.split import split_participants
-from har_assets.ml.training import EpochStats
 from har_assets.orchestration.io_manager import HarFileIOManager
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
@@ -76,6 +75,10 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
                  training: TrainingResource, preprocessing: PreprocessingResource,
                  mlflow_tracking: MlflowTracking, optuna_storage: OptunaStorage,
                  har_io: dg.ResourceParam[HarFileIOManager]) -> None:
+    import mlflow
+
+    from har_assets.ml.experiment import run_experiment
+
     space = SearchConfig.model_validate(config.model_dump())
     paths = {pid: har_io.path_for(FUSED, pid) for pid in context.instance.get_dynamic_partitions(participants.name)}
     fused = {pid: pl.read_parquet(path) for pid, path in sorted(paths.items()) if path is not None}

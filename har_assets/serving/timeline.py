@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from har_assets.serving.predictor import LoadedModel, WindowPredictions
+if TYPE_CHECKING:
+    from har_assets.serving.predictor import LoadedModel, WindowPredictions
 
 PROBA_PREFIX = "p_"
 

@@ -1,0 +1,57 @@
+"""Model and training hyper-parameters, and per-epoch statistics: plain data, no torch import.
+
+Kept apart from the network and the training loop so that configs can be read, validated and shown
+(Dagster resources, the Launchpad, MLflow params) without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelConfig(BaseModel):
+    """Architecture hyper-parameters (they travel with the model, e.g. as MLflow params)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conv_filters: int = Field(64, ge=1, description="Output channels of every Conv1d block.")
+    kernel_size: int = Field(5, ge=1, description="Temporal kernel size of the convolutions (samples).")
+    conv_layers: int = Field(2, ge=1, le=8, description="Conv blocks; each halves the time axis (max-pool 2).")
+    lstm_units: int = Field(64, ge=1, description="Hidden units per direction of the bidirectional LSTM.")
+    lstm_layers: int = Field(1, ge=1, le=4, description="Stacked LSTM layers.")
+    dropout: float = Field(0.3, ge=0, lt=1, description="Dropout before the classifier (and between LSTM layers).")
+
+
+class TrainConfig(BaseModel):
+    """Optimisation hyper-parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(30, ge=1, description="Maximum number of epochs.")
+    batch_size: int = Field(64, ge=2, description="Training mini-batch size.")
+    lr: float = Field(1e-3, gt=0, description="Initial learning rate.")
+    weight_decay: float = Field(1e-4, ge=0, description="Weight decay (decoupled for AdamW).")
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    class_weighting: Literal["none", "balanced"] = Field(
+        "balanced", description="Weight the loss by inverse training class frequency."
+    )
+    patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation macro-F1.")
+    seed: int = Field(0, ge=0, description="Seed for initialisation and shuffling (bitwise reproducible on CPU).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads during training (None: unchanged).")
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch. The validation fields are None when there is no validation set."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+    val_macro_f1: float | None
+    seconds: float
+    lr: float
