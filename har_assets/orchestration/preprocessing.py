@@ -25,6 +25,10 @@ from har_assets.signal.pipeline import fuse_recording, window_recording
 
 GROUP = "preprocessing"
 IO = "har_io"
+# Backfill policy: Dagster's default for assets without one, one run per participant. A corrupt
+# participant then fails only its own run, and every partition keeps its own metadata, data version
+# and check results; throughput comes from the run queue running several participants at once. (An
+# explicit `backfill_policy=` is still a beta parameter that warns in every run's log.)
 
 
 @contextmanager
