@@ -32,7 +32,7 @@ def build_resources(home: HarHome) -> dict:
                                           artifact_location=home.mlflow_artifact_location(),
                                           registered_model_name=model_name, champion_alias=alias),
         "optuna_storage": OptunaStorage(url=home.optuna_storage_url()),
-        **build_scoring_resources(home),
+        **build_scoring_resources(),
     }
 
 

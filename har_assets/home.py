@@ -40,9 +40,13 @@ class HarHome:
         return self.mlflow / "artifacts"
 
     def mlflow_tracking_uri(self) -> str:
-        """`$MLFLOW_TRACKING_URI` if set (e.g. a tracking server), else a SQLite store under `mlflow/`
-        (a database backend, because the model registry and its aliases need one)."""
-        return os.environ.get(MLFLOW_URI_ENV) or f"sqlite:///{self.mlflow / 'mlflow.db'}"
+        """`$MLFLOW_TRACKING_URI` if set (e.g. a tracking server), else `local_mlflow_uri()`."""
+        return os.environ.get(MLFLOW_URI_ENV) or self.local_mlflow_uri()
+
+    def local_mlflow_uri(self) -> str:
+        """The home's own MLflow store: SQLite under `mlflow/` (a database backend, because the model
+        registry and its aliases need one)."""
+        return f"sqlite:///{self.mlflow / 'mlflow.db'}"
 
     def mlflow_artifact_location(self) -> str | None:
         """Artifact root for experiments created in the local store; None when a server decides."""

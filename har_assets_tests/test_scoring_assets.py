@@ -17,10 +17,10 @@ from har_assets.config import PreprocessConfig
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.ml.scaler import ChannelScaler
+from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS, raw_recording
 from har_assets.orchestration.scoring import (
     SCORING_ASSETS,
-    ChampionModelResource,
     DriftThresholdsResource,
     build_scoring_resources,
 )
@@ -68,8 +68,8 @@ def instance() -> dg.DagsterInstance:
 
 def materialize(home: HarHome, instance: dg.DagsterInstance, pid: str, store: ModelStore, model_name: str
                 ) -> dg.ExecuteInJobResult:
-    resources = {**build_resources(home), **build_scoring_resources(home),
-                 "champion_model": ChampionModelResource(tracking_uri=store.uri, model_name=model_name)}
+    resources = {**build_resources(home), **build_scoring_resources(),
+                 "mlflow_tracking": MlflowTracking(tracking_uri=store.uri, registered_model_name=model_name)}
     return dg.materialize([raw_recording, *SCORING_ASSETS], partition_key=pid, instance=instance,
                           resources=resources, raise_on_error=False)
 
@@ -197,14 +197,15 @@ def test_scoring_assets_wire_into_the_code_location(home: HarHome, monkeypatch: 
     for var in ("MLFLOW_TRACKING_URI", "HAR_MODEL_NAME", "HAR_MODEL_ALIAS"):
         monkeypatch.delenv(var, raising=False)
     defs = dg.Definitions(assets=[*PREPROCESSING_ASSETS, *SCORING_ASSETS],
-                          resources={**build_resources(home), **build_scoring_resources(home)})
+                          resources={**build_resources(home), **build_scoring_resources()})
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey("participant_predictions")).parent_keys == {
         dg.AssetKey("raw_recording"), dg.AssetKey("registered_model")}
     assert len(graph.get(dg.AssetKey("participant_drift")).check_keys) == 3
-    model = build_scoring_resources(home)["champion_model"]
-    assert model.tracking_uri == f"sqlite:///{home.root}/mlflow/mlflow.db" and model.alias == "champion"
+    tracking = build_resources(home)["mlflow_tracking"]
+    assert tracking.tracking_uri == f"sqlite:///{home.root}/mlflow/mlflow.db"
+    assert (tracking.registered_model_name, tracking.champion_alias) == ("har-activity", "champion")
 
 
 def test_thresholds_resource_mirrors_the_thresholds() -> None:

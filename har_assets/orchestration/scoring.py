@@ -13,14 +13,13 @@ import numpy as np
 import polars as pl
 from pydantic import create_model
 
-from har_assets.home import HarHome
 from har_assets.orchestration.markdown import frame_table
+from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import IO, failing_clearly
 from har_assets.raw.recording import RawRecording
 from har_assets.serving import timeline
 from har_assets.serving.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
-from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, registered_model_from_env
 from har_assets.signal.pipeline import preprocess
 
 if TYPE_CHECKING:
@@ -29,25 +28,20 @@ if TYPE_CHECKING:
 GROUP = "scoring"
 
 
-class ChampionModelResource(dg.ConfigurableResource):
-    """The registered model to score with: `model_name` at `alias` in the MLflow registry at `tracking_uri`."""
+def load_champion(mlflow_tracking: MlflowTracking, version: str | None = None) -> "LoadedModel":
+    """The version the champion alias points to now (or exactly `version`), from the same registry and
+    under the same name and alias that `registered_model` writes; dg.Failure if there is none."""
+    from har_assets.serving.predictor import ModelUnavailable, Predictor
 
-    tracking_uri: str
-    model_name: str = DEFAULT_MODEL_NAME
-    alias: str = DEFAULT_ALIAS
-
-    def load(self, version: str | None = None) -> "LoadedModel":
-        """The version the alias points to now (or exactly `version`); dg.Failure if there is none."""
-        from har_assets.serving.predictor import ModelUnavailable, Predictor
-
-        predictor = Predictor(self.tracking_uri, self.model_name, self.alias, version)
-        predictor.refresh()
-        try:
-            return predictor.require()
-        except ModelUnavailable as exc:
-            raise dg.Failure(description=f"cannot score: {predictor.last_error or exc}. Materialize "
-                             "registered_model (a model must become the champion) first.",
-                             allow_retries=False) from exc
+    predictor = Predictor(mlflow_tracking.tracking_uri, mlflow_tracking.registered_model_name,
+                          mlflow_tracking.champion_alias, version)
+    predictor.refresh()
+    try:
+        return predictor.require()
+    except ModelUnavailable as exc:
+        raise dg.Failure(description=f"cannot score: {predictor.last_error or exc}. Materialize "
+                         "registered_model (a model must become the champion) first.",
+                         allow_retries=False) from exc
 
 
 _DriftBase = create_model(  # type: ignore[call-overload]
@@ -63,17 +57,9 @@ class DriftThresholdsResource(_DriftBase):  # type: ignore[misc,valid-type]
         return DriftThresholds.model_validate({name: getattr(self, name) for name in DriftThresholds.model_fields})
 
 
-def build_scoring_resources(home: HarHome) -> dict[str, Any]:
-    """Resources for SCORING_ASSETS: the MLflow store of the home (or $MLFLOW_TRACKING_URI) and default thresholds."""
-    name, alias = registered_model_from_env()
-    return {
-        "champion_model": ChampionModelResource(
-            tracking_uri=home.mlflow_tracking_uri(),
-            model_name=name,
-            alias=alias,
-        ),
-        "drift_thresholds": DriftThresholdsResource(),
-    }
+def build_scoring_resources() -> dict[str, Any]:
+    """Resources SCORING_ASSETS need beyond the training ones (they share `mlflow_tracking`): default thresholds."""
+    return {"drift_thresholds": DriftThresholdsResource()}
 
 
 @dg.asset(
@@ -84,9 +70,9 @@ def build_scoring_resources(home: HarHome) -> dict[str, Any]:
                 "exactly as POST /predict does.",
 )
 def participant_predictions(context: dg.AssetExecutionContext, raw_recording: RawRecording,
-                            champion_model: ChampionModelResource) -> dg.Output:
+                            mlflow_tracking: MlflowTracking) -> dg.Output:
     pid = context.partition_key
-    model = champion_model.load()
+    model = load_champion(mlflow_tracking)
     with failing_clearly(pid):
         pred = model.predict_recording(raw_recording)
     frame = timeline.timeline_frame(pred, model)
@@ -125,10 +111,10 @@ def _check_results(outcomes: list[DriftCheck]) -> Iterator[dg.AssetCheckResult]:
                 "checks fail when they differ beyond the drift_thresholds resource's limits.",
 )
 def participant_drift(context: dg.AssetExecutionContext, raw_recording: RawRecording,
-                      participant_predictions: pl.DataFrame, champion_model: ChampionModelResource,
+                      participant_predictions: pl.DataFrame, mlflow_tracking: MlflowTracking,
                       drift_thresholds: DriftThresholdsResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
     pid = context.partition_key
-    model = champion_model.load(version=str(participant_predictions["model_version"][0]))
+    model = load_champion(mlflow_tracking, version=str(participant_predictions["model_version"][0]))
     with failing_clearly(pid):
         windows, _ = preprocess(raw_recording, model.preprocess_config)
     shares = timeline.class_shares(participant_predictions, model.classes)

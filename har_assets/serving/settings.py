@@ -59,5 +59,5 @@ class ServeSettings(BaseModel):
         """Settings from environment variables (see ENV_VARS); the tracking URI defaults to HAR_HOME's store."""
         env = os.environ if env is None else env
         values: dict[str, str] = {name: env[var] for name, var in ENV_VARS.items() if env.get(var, "").strip()}
-        values.setdefault("tracking_uri", (home or HarHome.from_env()).mlflow_tracking_uri())
+        values.setdefault("tracking_uri", (home or HarHome.from_env()).local_mlflow_uri())
         return cls.model_validate(values)
