@@ -72,17 +72,26 @@ def summary_text(summary: dict) -> str:
     lines = [f"HAR_HOME {summary['home']}: {len(summary['participants'])} participants "
              f"({summary['materialized']} materialized, {summary['up_to_date']} up to date, "
              f"{len(summary['failed'])} failed)"]
-    lines.append(f"{'participant':<14}{'status':<12}{'acc':>9}{'gyro':>9}{'segments':>10}{'windows':>9}  classes")
+    lines.append(f"{'participant':<14}{'status':<12}{'acc':>9}{'gyro':>9}{'segments':>10}{'windows':>9}  "
+                 f"{'predicted (champion)':<32}classes")
     for pid, p in sorted(summary["participants"].items()):
         classes = ", ".join(f"{k}={v}" for k, v in sorted(p["windows_per_class"].items())) or "-"
         lines.append(f"{pid:<14}{p['status']:<12}{p['accelerometer_samples']:>9}{p['gyroscope_samples']:>9}"
-                     f"{p['segments']:>10}{p['windows']:>9}  {classes}")
+                     f"{p['segments']:>10}{p['windows']:>9}  {_prediction_text(p.get('predictions')):<32}{classes}")
     for pid, error in sorted(summary["failed"].items()):
         lines.append(f"FAILED {pid}: {error}")
     from har_assets.pipeline_run import model_summary_lines
 
     lines += model_summary_lines(summary)
     return "\n".join(lines)
+
+
+def _prediction_text(pred: dict | None) -> str:
+    """Mostly predicted class, mean confidence and drift flags of one participant, or '-'."""
+    if not pred or pred["status"] == "failed":
+        return "-"
+    drift = f", {pred['drifted_channels']} drifted ch" if pred.get("drifted_channels") else ""
+    return f"v{pred['model_version']}: {pred['dominant_class']} ({pred['mean_confidence']:.2f}{drift})"
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:

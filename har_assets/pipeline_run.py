@@ -1,9 +1,10 @@
 """The headless pipeline (`har pipeline`): register participants, materialize what is stale, train,
-evaluate and register the model, summarise.
+evaluate and register the model, score every participant with the champion, summarise.
 
 Runs through a real Dagster instance (the one in `$HAR_HOME/dagster_home`), so everything it
 materializes appears in the UI exactly as if launched there. The model is retrained when some
-participant was (re-)materialized, when no model was registered yet, or with `force`.
+participant was (re-)materialized, when no model was registered yet, or with `force`; a participant
+is re-scored when its files or the champion version changed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
+from har_assets.orchestration.scoring import SCORING_ASSETS
 from har_assets.orchestration.training import (
     TRAINING_ASSETS,
     dataset_split,
@@ -27,7 +29,7 @@ from har_assets.orchestration.training import (
 )
 from har_assets.raw.scan import scan_raw_root
 
-ALL_ASSETS = [*PREPROCESSING_ASSETS, *TRAINING_ASSETS]
+ALL_ASSETS = [*PREPROCESSING_ASSETS, *TRAINING_ASSETS, *SCORING_ASSETS]
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run log stays in the instance
 SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
@@ -37,6 +39,8 @@ SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
     "windows": ("windows", "windows"),
     "windows_per_class": ("windows", "windows_per_class"),
 }
+PREDICTION_FIELDS = ("model_version", "windows", "dominant_class", "mean_confidence")  # participant_predictions
+DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
 
 
 def latest_materialization(instance: dg.DagsterInstance, asset: str, partition: str) -> dg.AssetMaterialization | None:
@@ -98,7 +102,39 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
         summary["participants"][pid] = entry
     retrain = force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
     summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
+    scored = {pid: found[pid] for pid in summary["participants"]}
+    for pid, outcome in run_scoring(instance, resources, scored, force).items():
+        if outcome["status"] == "failed":
+            summary["failed"][pid] = f"scoring: {outcome['error']}"
+        summary["participants"][pid]["predictions"] = outcome
     return summary
+
+
+def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dict[str, str],
+                force: bool = False) -> dict[str, dict[str, Any]]:
+    """Materialize `participant_predictions` and `participant_drift` for every participant (id -> raw
+    fingerprint) not yet scored from these files with the current champion; {} when there is no champion."""
+    tracking = resources["mlflow_tracking"]
+    champion = tracking.champion()
+    if champion is None:
+        return {}
+    outcomes: dict[str, dict[str, Any]] = {}
+    for pid, fingerprint in sorted(fingerprints.items()):
+        expected = f"{fingerprint}-{tracking.registered_model_name}-v{champion.version}"
+        latest = latest_materialization(instance, "participant_predictions", pid)
+        status = "up-to-date"
+        if force or latest is None or (latest.tags or {}).get("dagster/data_version") != expected:
+            result = dg.materialize(ALL_ASSETS, selection=SCORING_ASSETS, partition_key=pid, instance=instance,
+                                    resources=resources, raise_on_error=False, run_config=QUIET)
+            if not result.success:
+                outcomes[pid] = {"status": "failed", "error": _failure_message(result)}
+                continue
+            status = "scored"
+        pred = latest_materialization(instance, "participant_predictions", pid)
+        drift = latest_materialization(instance, "participant_drift", pid)
+        outcomes[pid] = {"status": status, **{k: _metadata_value(pred, k) for k in PREDICTION_FIELDS},
+                         **{k: _metadata_value(drift, k) for k in DRIFT_FIELDS}}
+    return outcomes
 
 
 def _stored(resources: dict, asset: str) -> Any:

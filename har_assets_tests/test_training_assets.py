@@ -26,7 +26,8 @@ from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.resources import PreprocessingResource
 from har_assets.orchestration.training import dataset_split, model, model_evaluation, registered_model
 from har_assets.orchestration.training_resources import TrainingResource
-from har_assets.pipeline_run import ALL_ASSETS, run_pipeline
+from har_assets.pipeline_run import ALL_ASSETS, run_pipeline, run_scoring
+from har_assets.raw.scan import scan_raw_root
 from har_assets.signal.windowing import WindowSet
 from har_assets_tests.rawfiles import edit_cell
 from har_assets_tests.trainfiles import write_two_class_participant
@@ -97,6 +98,20 @@ def test_pipeline_registers_a_champion_and_reports_test_metrics(trained: Trained
     text = summary_text(trained.summary)
     assert "har-activity v1" in text and "champion" in text and "macro-F1" in text
     json.dumps(trained.summary)  # --json must be able to print it
+
+
+def test_pipeline_scores_every_participant_with_the_champion(trained: Trained) -> None:
+    people = trained.summary["participants"]
+    assert set(people) == {*LABELLED, "u01"}  # bad01 failed its preprocessing and is not scored
+    for pid, p in people.items():
+        pred = p["predictions"]
+        assert pred["status"] == "scored" and pred["model_version"] == "1", pid
+        assert pred["windows"] == p["windows"], f"{pid}: scoring must keep every window"
+        assert pred["dominant_class"] in trained.model["classes"] and 0 < pred["mean_confidence"] <= 1
+    assert "v1: " in summary_text(trained.summary)
+    found = scan_raw_root(trained.home.raw, None, settle_s=0.0).to_request
+    rescored = run_scoring(trained.instance, trained.resources, {p: found[p] for p in people})
+    assert {o["status"] for o in rescored.values()} == {"up-to-date"}, "same files, same champion: nothing to do"
 
 
 def test_broken_participant_fails_clearly_and_is_left_out(trained: Trained) -> None:
