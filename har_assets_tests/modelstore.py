@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from har_assets.config import PreprocessConfig
@@ -83,19 +84,29 @@ class ModelStore:
                  alias: str | None = "champion") -> str:
         """Log the bundle in a run with `metrics`, register it as a new version; optionally give it `alias`."""
         experiment = self.experiment_id()
-        with _tracking(self.uri), mlflow.start_run(experiment_id=experiment):
+        with _tracking(self.uri), mlflow.start_run(experiment_id=experiment) as run:
             mlflow.log_metrics(metrics)
             info = log_bundle(bundle, example[:2])
-            version = mlflow.register_model(info.model_uri, self.name).version
+        version = self._register(info.model_uri, self.name, run.info.run_id)
         if alias:
             self.set_alias(alias, str(version))
         return str(version)
 
     def register_copy(self, version: str, name: str) -> str:
         """Register the model logged for `version` of this store's model again, under `name` (no new run)."""
-        source = self.client().get_model_version(self.name, version).source
-        with _tracking(self.uri):
-            return str(mlflow.register_model(source, name).version)
+        mv = self.client().get_model_version(self.name, version)
+        return self._register(mv.source, name, mv.run_id)
+
+    def _register(self, source: str, name: str, run_id: str | None) -> str:
+        """A new version of `name` (created if needed) in *this* store's registry: through an explicit client,
+        because MLflow's global registry URI may still point at another test's store."""
+        client = self.client()
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        with _tracking(self.uri):  # MLflow resolves a `models:/m-…` source through the global tracking URI
+            return str(client.create_model_version(name, source, run_id=run_id).version)
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.name, alias, version)
