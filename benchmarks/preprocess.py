@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from har_assets.cli import LOCAL_INSTANCE_YAML
@@ -80,7 +81,9 @@ def _pandas_baseline(folder: str) -> dict:
         df = pd.read_excel(path, engine="openpyxl")
         value_cols = [c for c in df.columns if c.startswith("calibrated_")]
         starts = pd.to_datetime(df["timestamp"], format="%m/%d/%Y, %I:%M:%S %p", errors="coerce")
-        starts = starts.fillna(pd.to_datetime(df["timestamp"], errors="coerce"))
+        with warnings.catch_warnings():  # the other timestamp styles: pandas guesses each element (dateutil)
+            warnings.filterwarnings("ignore", message="Could not infer format")
+            starts = starts.fillna(pd.to_datetime(df["timestamp"], errors="coerce"))
         times, values = [], []
         for i, row in df.iterrows():
             offsets = [float(v) for v in ast.literal_eval(row["sample_time_offset"])]
