@@ -48,7 +48,10 @@ class PreprocessConfig(BaseModel):
     min_segment_s: float = Field(
         1.0, ge=0, description="Segments shorter than this are not kept; the samples lost are counted (s)."
     )
-    gravity: GravityMode = Field(GravityMode.SEPARATE, description="Gravity handling: remove, keep or separate.")
+    gravity: GravityMode = Field(
+        GravityMode.REMOVE,
+        description="Gravity handling: remove, keep or separate (default: the best leave-participants-out macro-F1 "
+                    "in benchmarks/gravity.py).")
     highpass_cutoff_hz: float = Field(0.3, gt=0, description="Butterworth cut-off separating gravity (Hz).")
     filter_order: int = Field(4, ge=1, le=10, description="Butterworth filter order (applied zero-phase).")
     window_size: int = Field(200, ge=8, description="Samples per window at target_hz.")

@@ -99,7 +99,7 @@ def test_docs_examples_work_when_pasted(client: TestClient, example: dict, model
     assert w["confidence"] == pytest.approx(max(w["probabilities"].values()))
 
     windows = windows_example(client)
-    assert np.asarray(windows["windows"]).shape == (1, 200, 9)
+    assert np.asarray(windows["windows"]).shape == (1, CFG.window_size, len(CFG.channels))
     r = client.post("/predict/windows", json=windows)
     assert r.status_code == 200, r.text
     batch = r.json()
@@ -193,12 +193,14 @@ def test_every_bad_input_gets_a_4xx_naming_the_problem(client: TestClient, examp
 
 def test_bad_windows(client: TestClient) -> None:
     good = windows_example(client)["windows"][0]
+    n = len(CFG.channels)
     cases = [
         ({"windows": []}, 422, "body.windows"),
         ({"windows": [good[:150]]}, 422, "window 0 has 150 samples; the model takes 200"),
-        ({"windows": [good, [row[:6] for row in good]]}, 422, "sample 0 of window 1 has 6 channels; the model takes 9"),
+        ({"windows": [good, [row[:-1] for row in good]]}, 422,
+         f"sample 0 of window 1 has {n - 1} channels; the model takes {n}"),
         ({"windows": good}, 422, "body.windows[0][0]"),  # (window, channels): one dimension short
-        ({"windows": [[[*good[0][:8], float("nan")], *good[1:]]]}, 422, "body.windows[0][0][8]"),
+        ({"windows": [[[*good[0][:-1], float("nan")], *good[1:]]]}, 422, f"body.windows[0][0][{n - 1}]"),
     ]
     for body, status, text in cases:
         content = json.dumps(body)  # NaN written as the JSON extension NaN

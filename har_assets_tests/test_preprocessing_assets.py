@@ -68,7 +68,7 @@ def test_one_participant_end_to_end(home: HarHome, instance: dg.DagsterInstance)
     assert mat["segments"].value == 2 and mat["gaps_accelerometer"].value == 1
     assert mat["accelerometer_native_hz"].value == pytest.approx(100, rel=0.01)
     windows = WindowSet.load(home.assets / "windows" / "p01.npz")
-    assert windows.X.shape[1:] == (200, 9) and windows.class_counts()
+    assert windows.X.shape[1:] == (200, len(PreprocessConfig().channels)) and windows.class_counts()
     assert (home.assets / "raw_recording" / "p01" / "accel.parquet").is_file()
     assert (home.assets / "fused_recording" / "p01.parquet").is_file()
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from har_assets.config import PreprocessConfig
+from har_assets.config import GravityMode, PreprocessConfig
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.ml.scaler import ChannelScaler
@@ -32,7 +32,9 @@ from har_assets.signal.pipeline import preprocess
 from har_assets_tests.modelstore import ModelStore, train_bundle
 from har_assets_tests.rawfiles import write_participant
 
-CFG = PreprocessConfig()
+# gravity kept as channels of its own, so the seed's failure (gravity in the serving data, none in the
+# training data) survives preprocessing and the drift checks must catch it
+CFG = PreprocessConfig(gravity=GravityMode.SEPARATE)
 LINEAR = "har-linear-acceleration"  # a model trained on data without gravity
 
 
