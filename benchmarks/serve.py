@@ -4,7 +4,7 @@
     python benchmarks/serve.py --quick           # about 1 minute
     python benchmarks/serve.py --skip-runtimes --torch-threads 1
 
-1. Runtimes, in-process, on the production-size model (ModelConfig defaults, 9 channels, 11
+1. Runtimes, in-process, on the production-size model (ModelConfig and PreprocessConfig defaults, 11
    classes): eager PyTorch, TorchScript (trace + freeze), torch.compile and ONNX Runtime (if
    installed: `pip install -e .[bench]`); ms per batch of 1 and of 256 windows, and the largest
    probability difference from eager (parity).
