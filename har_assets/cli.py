@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Parameter `data_version`")  # Dagster marks it beta
+    # no MLflow download progress bars in summaries and run logs (`har dev`'s run workers inherit it)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = build_parser().parse_args(argv)
     return args.func(args)
 

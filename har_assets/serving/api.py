@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -256,6 +255,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     """Run the API with uvicorn (blocking); each worker process reads its settings from the environment."""
     import uvicorn
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in the server log
     uvicorn.run("har_assets.serving.api:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=log_level)
