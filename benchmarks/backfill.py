@@ -8,8 +8,8 @@ What runs is exactly the local deployment: a temporary HAR_HOME with demo partic
 participants registered as partitions, one `dagster job backfill` of `preprocess_participant`
 over all of them, and a real `dagster-daemon run` (backfill daemon → run queue → default run
 launcher: one process per run, launched through the code location's gRPC server). The sensors are
-deployed stopped (HAR_AUTOSTART_SENSOR=0, HAR_AUTOSTART_RETRAIN=0) so the backfill is the only
-work.
+deployed stopped (HAR_AUTOSTART_SENSOR=0, HAR_AUTOSTART_RETRAIN=0, HAR_AUTOSTART_SCORING=0) so the
+backfill is the only work.
 
 Memory is sampled from /proc every 0.5 s over the daemon's whole process tree (daemon, its
 code-location gRPC server, and every run worker it launches): the peak of the summed RSS, the
@@ -126,7 +126,7 @@ def run_benchmark(participants: int, minutes: float, max_concurrent_runs: int, t
     raw_mb = sum(f.stat().st_size for f in (home / "raw").rglob("*") if f.is_file()) / 1e6
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI"} and not k.startswith("DAGSTER_")}
     env |= {"HAR_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "HAR_AUTOSTART_SENSOR": "0",
-            "HAR_AUTOSTART_RETRAIN": "0", "DAGSTER_DISABLE_TELEMETRY": "1"}
+            "HAR_AUTOSTART_RETRAIN": "0", "HAR_AUTOSTART_SCORING": "0", "DAGSTER_DISABLE_TELEMETRY": "1"}
     bin_dir = Path(sys.executable).parent
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.add_dynamic_partitions("participants", ids)

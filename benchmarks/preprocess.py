@@ -148,7 +148,7 @@ def bench_backfill(participants: int, minutes: float, workdir: Path, timeout_s: 
     ids = write_demo_dataset(home / "raw", participants, seed=11, minutes=minutes)
     write_s = time.perf_counter() - start
     env = {**os.environ, "HAR_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "HAR_AUTOSTART_SENSOR": "0",
-           "HAR_AUTOSTART_RETRAIN": "0"}
+           "HAR_AUTOSTART_RETRAIN": "0", "HAR_AUTOSTART_SCORING": "0"}
     os.environ.update({k: env[k] for k in ("HAR_HOME", "DAGSTER_HOME")})
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions("participants", ids)

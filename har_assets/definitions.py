@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from har_assets.home import HarHome
-from har_assets.orchestration.automation import retrain_sensor
+from har_assets.orchestration.automation import retrain_sensor, scoring_sensor
 from har_assets.orchestration.io_manager import HarFileIOManager
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.json_io import JsonIOManager
@@ -40,7 +40,7 @@ def build_definitions(home: HarHome) -> dg.Definitions:
     return dg.Definitions(
         assets=[*PREPROCESSING_ASSETS, *TRAINING_ASSETS, *SCORING_ASSETS],
         jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
-        sensors=[new_participant_sensor, retrain_sensor],
+        sensors=[new_participant_sensor, retrain_sensor, scoring_sensor],
         resources=build_resources(home),
         executor=dg.in_process_executor,
     )

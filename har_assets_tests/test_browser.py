@@ -127,7 +127,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     for pid, gain in PARTICIPANTS.items():
         _write_participant(home / "raw", pid, gain)
     env = base_env(HAR_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"), HAR_AUTOSTART_SENSOR="0",
-                   HAR_AUTOSTART_RETRAIN="0")
+                   HAR_AUTOSTART_RETRAIN="0", HAR_AUTOSTART_SCORING="0")
     prepared = subprocess.run([sys.executable, "-c", PREPARE, str(home)], env=env, cwd=home, capture_output=True,
                               text=True, timeout=300)
     (artifacts / "prepare.log").write_text(prepared.stdout + prepared.stderr)

@@ -100,3 +100,36 @@ def test_conditions_explain_themselves() -> None:
     selection = retrain_sensor.asset_selection.resolve(ASSETS)
     assert {k.to_user_string() for k in selection} == set(labels)
     assert retrain_sensor.run_tags == {"har/trigger": "automation: new labelled data"}
+
+
+def test_scores_when_the_recording_or_the_champion_changes(hour: dt.datetime) -> None:
+    minute = dt.timedelta(minutes=1)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("participants", ["p0", "p1"])
+        cursor = None
+
+        def tick(n: int) -> dict[str, int]:
+            nonlocal cursor
+            result = dg.evaluate_automation_conditions(DEFS, instance, evaluation_time=hour + n * minute, cursor=cursor)
+            cursor = result.cursor
+            return {key: result.get_num_requested(dg.AssetKey(key))
+                    for key in ("participant_predictions", "participant_drift")}
+
+        land(instance, "raw_recording", ["p0", "p1"])
+        assert tick(0) == {"participant_predictions": 0, "participant_drift": 0}  # no champion yet
+
+        land(instance, "registered_model", [None], version="har-activity@champion=v1")
+        assert tick(1) == {"participant_predictions": 2, "participant_drift": 2}  # the drift report rides along
+        land(instance, "participant_predictions", ["p0", "p1"])
+        land(instance, "participant_drift", ["p0", "p1"])
+        assert tick(2) == {"participant_predictions": 0, "participant_drift": 0}
+
+        land(instance, "registered_model", [None], version="har-activity@champion=v1")  # the incumbent stayed
+        assert tick(4)["participant_predictions"] == 0
+        land(instance, "raw_recording", ["p1"])  # p1's files changed
+        assert tick(5)["participant_predictions"] == 1
+        land(instance, "participant_predictions", ["p1"])
+        land(instance, "participant_drift", ["p1"])
+        assert tick(6)["participant_predictions"] == 0
+        land(instance, "registered_model", [None], version="har-activity@champion=v2")  # a better model won
+        assert tick(7)["participant_predictions"] == 2

@@ -164,7 +164,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         dbs = cleanup.enter_context(postgres_databases("dagster", "mlflow"))
         procs = cleanup.enter_context(processes(logs))
         env = base_env(DAGSTER_HOME=str(dagster_home), HAR_HOME=str(home), MLFLOW_TRACKING_URI=mlflow_url,
-                       HAR_AUTOSTART_RETRAIN="0", **dagster_postgres_env(dbs["dagster"]))
+                       HAR_AUTOSTART_RETRAIN="0", HAR_AUTOSTART_SCORING="0", **dagster_postgres_env(dbs["dagster"]))
         procs.start("mlflow", [str(BIN / "mlflow"), "server", "--host", LOOPBACK, "--port", str(ports["mlflow"]),
                                "--workers", "1", "--backend-store-uri", pg_url(dbs["mlflow"]),
                                "--artifacts-destination", artifacts.as_uri(), "--serve-artifacts"],

@@ -1,4 +1,4 @@
-"""Retraining on new data: declarative automation conditions of the training assets, and their sensor.
+"""Retraining on new data and re-scoring with a new champion: declarative automation conditions and their sensors.
 
 The chain, as the UI's automation evaluations show it (each condition carries a label):
 
@@ -15,7 +15,11 @@ The chain, as the UI's automation evaluations show it (each condition carries a 
 * A new participant whose arrival leaves the split unchanged (no labels) is normalized with the
   current scaler once the split has run; one that changes it is normalized in the retrain.
 
-Runs requested by the sensor carry the tag `har/trigger`.
+Scoring: `participant_predictions` of a participant runs when its `raw_recording` changed or the
+champion changed (the data version of `registered_model` names the champion, so a retrain that
+keeps the incumbent re-scores nobody); `participant_drift` follows its predictions.
+
+Runs requested by the sensors carry the tag `har/trigger`.
 """
 
 import os
@@ -24,8 +28,9 @@ import dagster as dg
 
 AC = dg.AutomationCondition
 RETRAIN_CRON = os.environ.get("HAR_RETRAIN_CRON", "0 * * * *")
-# Set HAR_AUTOSTART_RETRAIN=0 to deploy the retraining sensor stopped.
+# Set HAR_AUTOSTART_RETRAIN=0 / HAR_AUTOSTART_SCORING=0 to deploy the retraining / scoring sensor stopped.
 AUTOSTART = os.environ.get("HAR_AUTOSTART_RETRAIN", "1") != "0"
+AUTOSTART_SCORING = os.environ.get("HAR_AUTOSTART_SCORING", "1") != "0"
 
 
 def retrain_on_new_windows(cron: str = RETRAIN_CRON) -> dg.AutomationCondition:
@@ -73,6 +78,15 @@ def after(upstream: str) -> dg.AutomationCondition:
     return AC.eager().allow(dg.AssetSelection.assets(upstream)).with_label(f"after {upstream} updates")
 
 
+def score_condition() -> dg.AutomationCondition:
+    """Score a participant when its recording changed or another version became champion."""
+    recording, registry = dg.AssetSelection.assets("raw_recording"), dg.AssetSelection.assets("registered_model")
+    new_recording = AC.any_deps_match(AC.newly_updated()).allow(recording).with_label("its recording changed")
+    new_champion = AC.any_deps_match(AC.data_version_changed()).allow(registry).with_label("the champion changed")
+    return ((new_recording | new_champion) & ~AC.any_deps_missing() & ~AC.any_deps_in_progress()
+            & ~AC.in_progress()).with_label("score with the current champion")
+
+
 retrain_sensor = dg.AutomationConditionSensorDefinition(
     "retrain_on_new_data",
     target=dg.AssetSelection.groups("training"),
@@ -81,4 +95,14 @@ retrain_sensor = dg.AutomationConditionSensorDefinition(
     run_tags={"har/trigger": "automation: new labelled data"},
     description="Evaluates the training assets' automation conditions: re-split when windows change (at most once "
                 f"per '{RETRAIN_CRON}'), retrain when the split's data changes, normalize new participants.",
+)
+
+scoring_sensor = dg.AutomationConditionSensorDefinition(
+    "score_with_champion",
+    target=dg.AssetSelection.groups("scoring"),
+    default_status=dg.DefaultSensorStatus.RUNNING if AUTOSTART_SCORING else dg.DefaultSensorStatus.STOPPED,
+    minimum_interval_seconds=60,
+    run_tags={"har/trigger": "automation: new recording or champion"},
+    description="Evaluates the scoring assets' automation conditions: score a participant when its recording "
+                "or the champion changes.",
 )

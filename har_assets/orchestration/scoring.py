@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 from pydantic import create_model
 
+from har_assets.orchestration import automation
 from har_assets.orchestration.markdown import frame_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
@@ -64,7 +65,7 @@ def build_scoring_resources() -> dict[str, Any]:
 
 @dg.asset(
     partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="predictions-1",
-    kinds={"pytorch", "mlflow"}, deps=["registered_model"],
+    kinds={"pytorch", "mlflow"}, deps=["registered_model"], automation_condition=automation.score_condition(),
     description="The participant's activity timeline from the champion model: one row per window (start/end, "
                 "label, confidence, probability of every class), preprocessed with the model's own config "
                 "exactly as POST /predict does.",
@@ -104,6 +105,7 @@ def _check_results(outcomes: list[DriftCheck]) -> Iterator[dg.AssetCheckResult]:
 
 @dg.asset(
     partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="drift-1", kinds={"numpy"},
+    automation_condition=automation.after("participant_predictions"),
     check_specs=[dg.AssetCheckSpec(name, asset="participant_drift", description=desc)
                  for name, (desc, _) in DRIFT_CHECKS.items()],
     description="The participant's preprocessed signal statistics (per-channel mean/std, acceleration magnitude) "

@@ -370,7 +370,7 @@ def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
 
 
 @dg.asset(
-    group_name=GROUP, io_manager_key=JSON_IO, kinds={"mlflow"}, code_version="registry-1",
+    group_name=GROUP, io_manager_key=JSON_IO, kinds={"mlflow"}, code_version="registry-2",
     ins={"windows": ALL_PARTITIONS}, automation_condition=automation.after("model_evaluation"),
     description="Registers the model version in the MLflow model registry; moves the champion alias to it only if "
                 "its test macro-F1 beats the current champion's on the same test participants (or there is none). "
@@ -387,7 +387,10 @@ def registered_model(context: dg.AssetExecutionContext, model: dict, model_evalu
     result = decide_and_register(mlflow_tracking, model, model_evaluation, dataset_split, windows, raw_store,
                                  context.run_id)
     context.log.info(f"{mlflow_tracking.registered_model_name} version {result['version']}: {result['reason']}")
-    return dg.Output(result, metadata={
+    champion = result["version"] if result["champion"] else (result["previous_champion"] or {}).get("version")
+    # the data version is the champion this leaves in place: scoring re-runs only when that changes
+    version = dg.DataVersion(f"{result['name']}@{mlflow_tracking.champion_alias}=v{champion}")
+    return dg.Output(result, data_version=version, metadata={
         "registered_model": result["name"], "version": result["version"], "champion": result["champion"],
         "decision": result["decision"], "reason": result["reason"], "model_uri": result["model_uri"],
         "test_macro_f1": result["candidate"]["macro_f1"],
