@@ -93,6 +93,7 @@ ENV_READ = [
     re.compile(r"""EnvVar\(\s*["']([A-Z][A-Z0-9_]+)["']"""),
     re.compile(r"""^[A-Z_]*ENV[A-Z_]*\s*=\s*["']([A-Z][A-Z0-9_]+)["']""", re.MULTILINE),
     re.compile(r"""^\s+"[a-z_]+":\s*"((?:HAR|MLFLOW|DAGSTER)_[A-Z0-9_]+)",""", re.MULTILINE),  # ENV_VARS tables
+    re.compile(r"""["'](HAR_[A-Z0-9_]+)["']"""),  # any HAR_* name in the code is a setting (e.g. default_status("..."))
 ]
 
 

@@ -26,11 +26,10 @@ import os
 
 import dagster as dg
 
+from har_assets.orchestration.sensor_status import default_status
+
 AC = dg.AutomationCondition
 RETRAIN_CRON = os.environ.get("HAR_RETRAIN_CRON", "0 * * * *")
-# Set HAR_AUTOSTART_RETRAIN=0 / HAR_AUTOSTART_SCORING=0 to deploy the retraining / scoring sensor stopped.
-AUTOSTART = os.environ.get("HAR_AUTOSTART_RETRAIN", "1") != "0"
-AUTOSTART_SCORING = os.environ.get("HAR_AUTOSTART_SCORING", "1") != "0"
 
 
 def retrain_on_new_windows(cron: str = RETRAIN_CRON) -> dg.AutomationCondition:
@@ -87,22 +86,20 @@ def score_condition() -> dg.AutomationCondition:
             & ~AC.in_progress()).with_label("score with the current champion")
 
 
-retrain_sensor = dg.AutomationConditionSensorDefinition(
-    "retrain_on_new_data",
-    target=dg.AssetSelection.groups("training"),
-    default_status=dg.DefaultSensorStatus.RUNNING if AUTOSTART else dg.DefaultSensorStatus.STOPPED,
-    minimum_interval_seconds=60,
-    run_tags={"har/trigger": "automation: new labelled data"},
-    description="Evaluates the training assets' automation conditions: re-split when windows change (at most once "
-                f"per '{RETRAIN_CRON}'), retrain when the split's data changes, normalize new participants.",
-)
+def _automation_sensor(name: str, group: str, autostart_var: str, trigger: str,
+                       description: str) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the automation conditions of one asset group every minute; `autostart_var`=0 deploys it stopped."""
+    return dg.AutomationConditionSensorDefinition(
+        name, target=dg.AssetSelection.groups(group), default_status=default_status(autostart_var),
+        minimum_interval_seconds=60, run_tags={"har/trigger": trigger}, description=description)
 
-scoring_sensor = dg.AutomationConditionSensorDefinition(
-    "score_with_champion",
-    target=dg.AssetSelection.groups("scoring"),
-    default_status=dg.DefaultSensorStatus.RUNNING if AUTOSTART_SCORING else dg.DefaultSensorStatus.STOPPED,
-    minimum_interval_seconds=60,
-    run_tags={"har/trigger": "automation: new recording or champion"},
-    description="Evaluates the scoring assets' automation conditions: score a participant when its recording "
-                "or the champion changes.",
-)
+
+retrain_sensor = _automation_sensor(
+    "retrain_on_new_data", "training", "HAR_AUTOSTART_RETRAIN", "automation: new labelled data",
+    "Evaluates the training assets' automation conditions: re-split when windows change (at most once "
+    f"per '{RETRAIN_CRON}'), retrain when the split's data changes, normalize new participants.")
+
+scoring_sensor = _automation_sensor(
+    "score_with_champion", "scoring", "HAR_AUTOSTART_SCORING", "automation: new recording or champion",
+    "Evaluates the scoring assets' automation conditions: score a participant when its recording or the "
+    "champion changes.")

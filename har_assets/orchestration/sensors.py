@@ -2,7 +2,6 @@
 
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -10,15 +9,14 @@ import dagster as dg
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.resources import RawStore
+from har_assets.orchestration.sensor_status import default_status
 from har_assets.raw.scan import scan_raw_root
 
 SETTLE_SECONDS = 10.0
-# Set HAR_AUTOSTART_SENSOR=0 to deploy the sensor stopped (e.g. to drive ingestion only by backfills).
-AUTOSTART = os.environ.get("HAR_AUTOSTART_SENSOR", "1") != "0"
 
 
 @dg.sensor(job=preprocess_job, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.RUNNING if AUTOSTART else dg.DefaultSensorStatus.STOPPED,
+           default_status=default_status("HAR_AUTOSTART_SENSOR"),  # 0: e.g. ingestion only by backfills
            description="Scans the raw root; adds each new valid participant as a partition and requests a run for "
                        "it, and re-requests participants whose files' content changed.")
 def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore) -> dg.SensorResult | dg.SkipReason:
