@@ -15,7 +15,8 @@ from har_assets.ml.metrics import (
     confusion_matrix_png,
     dummy_baselines,
     evaluate_predictions,
-    per_group_accuracy,
+    macro_f1,
+    per_group_scores,
 )
 from har_assets.ml.model import build_model
 from har_assets.ml.training import (
@@ -198,6 +199,20 @@ def test_select_device():
             select_device("cuda")
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_learning_rate_schedules(data, schedule):
+    cfg = TrainConfig(epochs=4, batch_size=100, lr=1e-2, device="cpu", lr_schedule=schedule)
+    res = train_model(data["X"], data["y"], None, None, CLASSES, SMALL, cfg)
+    lrs = [s.lr for s in res.history]  # the rate after each epoch's last step
+    if schedule == "constant":
+        assert lrs == [1e-2] * 4
+    elif schedule == "cosine":  # annealed to 0 over the 4 x 3 steps
+        assert lrs[0] == pytest.approx(1e-2 * (1 + math.cos(math.pi * 3 / 12)) / 2) and lrs[-1] == pytest.approx(0)
+        assert lrs == sorted(lrs, reverse=True)
+    else:  # warm-up to lr in the first 30 % of the steps, then annealed far below it
+        assert 0.9e-2 < max(lrs) <= 1e-2 and lrs[-1] < lrs[0] / 10 and lrs == sorted(lrs, reverse=True)
+
+
 def test_evaluate_predictions_hand_made():
     classes = ["a", "b", "c"]
     y_true = [0, 0, 0, 1, 1, 2]
@@ -210,6 +225,7 @@ def test_evaluate_predictions_hand_made():
     assert r["per_class"]["b"]["f1"] == pytest.approx(0.5)
     assert r["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert r["macro_f1"] == pytest.approx((4 / 7 + 0.5 + 0) / 3)
+    assert "macro avg" in r["classification_report"] and "0.357" in r["classification_report"]
     with pytest.raises(ValueError, match="labels must lie"):
         evaluate_predictions([0, 3], [0, 0], classes)
     with pytest.raises(ValueError, match="empty"):
@@ -226,15 +242,30 @@ def test_dummy_baselines():
     assert dummy_baselines([0, 0, 0, 1, 2], [0, 1, 2, 0], classes, seed=0) == out
 
 
-def test_per_group_accuracy():
-    out = per_group_accuracy([0, 1, 1, 0, 2], [0, 1, 0, 0, 2], ["p2", "p2", "p2", "p1", "p1"])
+def test_one_macro_f1_over_the_classes_in_the_truth():
+    classes = ["a", "b", "c"]
+    y_true, y_pred = [0, 0, 1, 1], [0, 2, 1, 1]  # nobody did c, one window was predicted as c
+    # a: P=1 R=1/2 F1=2/3; b: F1=1; c is not in the truth: no term, but its false positive cost a its recall
+    assert macro_f1(y_true, y_pred) == pytest.approx((2 / 3 + 1) / 2)
+    report = evaluate_predictions(y_true, y_pred, classes)
+    assert report["macro_f1"] == macro_f1(y_true, y_pred)
+    assert report["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert "not in the truth (no F1 term): c (1 predicted)" in report["classification_report"]
+    assert macro_f1(["x", "y"], ["x", "x"]) == pytest.approx((2 / 3 + 0) / 2)  # class names work the same
+    assert macro_f1([], []) == 0.0
+    with pytest.raises(ValueError, match="differ in length"):
+        macro_f1([0], [0, 1])
+
+
+def test_per_group_scores():
+    out = per_group_scores([0, 1, 1, 0, 2], [0, 1, 0, 0, 2], ["p2", "p2", "p2", "p1", "p1"])
     assert list(out) == ["p1", "p2"]
     assert out["p1"] == {"n_windows": 2, "accuracy": 1.0, "macro_f1": 1.0}
     assert out["p2"]["n_windows"] == 3
     assert out["p2"]["accuracy"] == pytest.approx(2 / 3)
     assert out["p2"]["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
     with pytest.raises(ValueError, match="differ in length"):
-        per_group_accuracy([0], [0, 1], ["p"])
+        per_group_scores([0], [0, 1], ["p"])
 
 
 def test_confusion_matrix_png(tmp_path):
@@ -250,8 +281,7 @@ def test_confusion_matrix_png(tmp_path):
 
 
 def test_channel_permutation_importance(trained, data):
-    imp = channel_permutation_importance(trained[0].model, data["Xv"], data["yv"], CHANNELS, CLASSES,
-                                         n_repeats=2, seed=0)
+    imp = channel_permutation_importance(trained[0].model, data["Xv"], data["yv"], CHANNELS, n_repeats=2, seed=0)
     assert list(imp) == CHANNELS
     assert imp["sig"] > 0.3
     assert imp["sig"] > imp["noise"] + 0.25

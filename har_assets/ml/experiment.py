@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from har_assets.ml.bundle import ModelBundle
@@ -22,7 +21,6 @@ from har_assets.ml.datasets import (
     derive_classes,
     fit_scaler,
     labelled_data,
-    pick,
 )
 from har_assets.ml.hyperparams import EpochStats, ModelConfig, TrainConfig
 from har_assets.ml.inference import predict_proba
@@ -30,7 +28,8 @@ from har_assets.ml.metrics import (
     channel_permutation_importance,
     dummy_baselines,
     evaluate_predictions,
-    per_group_accuracy,
+    macro_f1,
+    per_group_scores,
 )
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.split import DatasetSplit
@@ -47,30 +46,28 @@ def evaluate(model: nn.Module, classes: Sequence[str], channels: Sequence[str], 
     report = evaluate_predictions(test.y, pred, classes)
     report["classes"] = list(classes)
     report["baselines"] = dummy_baselines(y_train, test.y, classes, seed=seed)
-    report["per_participant"] = per_group_accuracy(test.y, pred, test.groups)
+    report["per_participant"] = per_group_scores(test.y, pred, test.groups)
     report["excluded_windows"] = dict(test.excluded)
     report["permutation_importance"] = (
-        channel_permutation_importance(model, test.X, test.y, channels, classes, n_repeats=importance_repeats,
+        channel_permutation_importance(model, test.X, test.y, channels, n_repeats=importance_repeats,
                                        seed=seed) if importance_repeats > 0 and len(test) >= 2 else {}
     )
     return report
 
 
 def score_bundle(bundle: ModelBundle, windowsets: WindowSets, participants: Iterable[str]) -> dict:
-    """Accuracy and macro-F1 (over the classes present in the truth) of a bundle on *unscaled* windows.
+    """Accuracy and macro-F1 of a bundle on the participants' *unscaled* labelled windows of the classes it knows.
 
-    The same function scores a candidate and the current champion, each on windows made with its
-    own preprocessing, so the two can be compared on the same participants.
+    The same windows and the same macro-F1 as `evaluate` (so a candidate scores exactly its
+    model_evaluation figure); the champion gate scores the candidate and the current champion with
+    it, each on windows made with its own preprocessing.
     """
-    chosen = pick(windowsets, participants)
-    X = np.concatenate([ws.X[ws.labeled] for ws in chosen])
-    truth = np.concatenate([ws.labels[ws.labeled] for ws in chosen]).astype(str)
-    if len(truth) == 0:
-        raise ValueError("the participants have no labelled windows")
-    pred = np.asarray(bundle.classes)[bundle.predict_windows(X).argmax(axis=1)].astype(str)
-    labels = sorted(set(truth.tolist()))
-    return {"n": len(truth), "accuracy": float(accuracy_score(truth, pred)),
-            "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))}
+    data = labelled_data(windowsets, participants, bundle.classes)
+    if len(data) == 0:
+        raise ValueError("the participants have no labelled windows of the model's classes")
+    pred = bundle.predict_windows(data.X).argmax(axis=1)
+    return {"n": len(data), "accuracy": float((pred == data.y).mean()), "macro_f1": macro_f1(data.y, pred),
+            "excluded_windows": dict(data.excluded)}
 
 
 @dataclass
@@ -96,7 +93,7 @@ def run_experiment(windowsets: WindowSets, split: DatasetSplit, model_cfg: Model
     train = labelled_data(windowsets, split.train, classes, scaler)
     val = labelled_data(windowsets, split.validation, classes, scaler)
     result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
-                         model_cfg, train_cfg, on_epoch=on_epoch)
+                         model_cfg, train_cfg, on_epoch=on_epoch, scaler=scaler)
     test_report = None
     if evaluate_test:
         test = labelled_data(windowsets, split.test, classes, scaler)

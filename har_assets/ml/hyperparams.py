@@ -39,6 +39,18 @@ class TrainConfig(BaseModel):
         "balanced", description="Weight the loss by inverse training class frequency."
     )
     patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation macro-F1.")
+    lr_schedule: Literal["constant", "cosine", "onecycle"] = Field(
+        "constant", description="Learning rate over the epochs: constant, cosine annealing to 0, or one-cycle "
+        "(warm-up to lr, then annealing); stepped per batch over `epochs`."
+    )
+    augment_rotation_deg: float = Field(
+        0.0, ge=0, le=180, description="Rotate each training window's sensor frame (every xyz triplet together) "
+        "by a random angle up to this many degrees about a random axis: the watch sits differently on each wrist."
+    )
+    augment_scale: float = Field(
+        0.0, ge=0, lt=1, description="Scale each training window's amplitude by a random factor in "
+        "[1 - augment_scale, 1 + augment_scale] (sensor gain, body size)."
+    )
     seed: int = Field(0, ge=0, description="Seed for initialisation and shuffling (bitwise reproducible on CPU).")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads during training (None: unchanged).")

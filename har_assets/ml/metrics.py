@@ -1,4 +1,11 @@
-"""Evaluation: scores, per-class report, baselines, per-participant results, plots, channel importance."""
+"""Evaluation: the one macro-F1, per-class report, baselines, per-participant results, plots, channel importance.
+
+Macro-F1, everywhere in har-assets (the evaluation report, the champion gate, early stopping,
+`har evaluate`, the per-participant tables): the unweighted mean of the per-class F1 over the
+classes that occur in the *true* labels of the windows scored. A prediction of any other class
+still counts as an error (it lowers the recall of the true class), but a class nobody in the
+scored set performed adds no zero term.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.dummy import DummyClassifier
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+)
 from torch import nn
 
 
@@ -18,18 +31,23 @@ def _labels(y: np.ndarray | Sequence[int], name: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Macro-F1 over all ``n_classes`` labels (a class absent from both counts as 0)."""
-    return float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0))
+def macro_f1(y_true: np.ndarray | Sequence, y_pred: np.ndarray | Sequence) -> float:
+    """Macro-F1 over the classes present in ``y_true`` (see the module docstring); 0.0 for no windows."""
+    yt, yp = np.asarray(y_true), np.asarray(y_pred)
+    if len(yt) != len(yp):
+        raise ValueError(f"y_true and y_pred differ in length: {len(yt)} vs {len(yp)}")
+    if len(yt) == 0:
+        return 0.0
+    return float(f1_score(yt, yp, labels=np.unique(yt), average="macro", zero_division=0))
 
 
 def evaluate_predictions(
     y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], classes: Sequence[str]
 ) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+    """Accuracy, macro-F1, per-class precision/recall/F1/support, the confusion matrix and sklearn's text report.
 
-    Labels are indices into ``classes``; scores use all classes (``zero_division=0``).
-    ``confusion_matrix[i][j]`` counts windows of true class i predicted as j.
+    Labels are indices into ``classes``. ``per_class`` lists every class (support 0 for classes absent
+    from the truth); ``confusion_matrix[i][j]`` counts windows of true class i predicted as j.
     """
     yt, yp = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if len(yt) != len(yp):
@@ -39,17 +57,24 @@ def evaluate_predictions(
     k = len(classes)
     if yt.min() < 0 or yp.min() < 0 or max(yt.max(), yp.max()) >= k:
         raise ValueError(f"labels must lie in [0, {k}) for {k} classes")
-    labels = list(range(k))
-    p, r, f, s = precision_recall_fscore_support(yt, yp, labels=labels, zero_division=0)
+    names = list(classes)
+    table = classification_report(yt, yp, labels=list(range(k)), target_names=names, output_dict=True,
+                                  zero_division=0)
+    present = np.unique(yt)
+    text = classification_report(yt, yp, labels=present, target_names=[names[i] for i in present], digits=3,
+                                 zero_division=0)
+    absent = sorted(set(range(k)) - set(present.tolist()))
+    if absent:
+        text += "\nnot in the truth (no F1 term): " + ", ".join(
+            f"{names[i]} ({int((yp == i).sum())} predicted)" for i in absent) + "\n"
     return {
         "n": len(yt),
         "accuracy": float(accuracy_score(yt, yp)),
-        "macro_f1": macro_f1(yt, yp, k),
-        "per_class": {
-            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-            for i, c in enumerate(classes)
-        },
-        "confusion_matrix": confusion_matrix(yt, yp, labels=labels).tolist(),
+        "macro_f1": macro_f1(yt, yp),
+        "per_class": {c: {"precision": float(table[c]["precision"]), "recall": float(table[c]["recall"]),
+                          "f1": float(table[c]["f1-score"]), "support": int(table[c]["support"])} for c in names},
+        "confusion_matrix": confusion_matrix(yt, yp, labels=list(range(k))).tolist(),
+        "classification_report": text,
     }
 
 
@@ -65,37 +90,31 @@ def dummy_baselines(
     for strategy in ("most_frequent", "stratified"):
         clf = DummyClassifier(strategy=strategy, random_state=seed).fit(np.zeros((len(ytr), 1)), ytr)
         pred = clf.predict(np.zeros((len(yte), 1))).astype(np.int64)
-        res = evaluate_predictions(yte, pred, classes)
-        out[strategy] = {"accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
+        out[strategy] = {"accuracy": float(accuracy_score(yte, pred)), "macro_f1": macro_f1(yte, pred)}
     return out
 
 
-def per_group_accuracy(
+def per_group_scores(
     y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], groups: np.ndarray | Sequence[str]
 ) -> dict[str, dict]:
-    """Per group (participant id per window): ``n_windows``, ``accuracy`` and ``macro_f1``.
-
-    A group's macro-F1 averages over the classes that occur in its true or predicted labels, so a
-    participant is not penalised for activities they never performed.
-    """
+    """Per group (participant id per window): ``n_windows``, ``accuracy`` and ``macro_f1`` (over the
+    classes that group performed)."""
     yt, yp, g = _labels(y_true, "y_true"), _labels(y_pred, "y_pred"), np.asarray(groups).astype(str)
     if not len(yt) == len(yp) == len(g):
         raise ValueError(f"y_true, y_pred and groups differ in length: {len(yt)}, {len(yp)}, {len(g)}")
     out: dict[str, dict] = {}
     for name in sorted(set(g.tolist())):
         m = g == name
-        out[name] = {
-            "n_windows": int(m.sum()),
-            "accuracy": float(accuracy_score(yt[m], yp[m])),
-            "macro_f1": float(f1_score(yt[m], yp[m], average="macro", zero_division=0)),
-        }
+        out[name] = {"n_windows": int(m.sum()), "accuracy": float(accuracy_score(yt[m], yp[m])),
+                     "macro_f1": macro_f1(yt[m], yp[m])}
     return out
 
 
 def confusion_matrix_png(
     cm: np.ndarray | Sequence[Sequence[int]], classes: Sequence[str], path: str | Path, title: str = "Confusion matrix"
 ) -> Path:
-    """Write a row-normalised confusion-matrix heat map (counts annotated) as PNG; returns the path."""
+    """Write the confusion matrix as PNG (sklearn's ConfusionMatrixDisplay, each row as shares of its true
+    class, the row's window count in its label); returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -104,23 +123,19 @@ def confusion_matrix_png(
     if counts.shape != (k, k):
         raise ValueError(f"confusion matrix shape {counts.shape} does not match {k} classes")
     rows = counts.sum(axis=1, keepdims=True)
-    norm = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    shares = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
     side = max(5.0, 0.75 * k + 2.5)
     fig = Figure(figsize=(side + 1.0, side), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
-    ax.set_xticks(range(k), list(classes), rotation=45, ha="right", fontsize=9)
-    ax.set_yticks(range(k), list(classes), fontsize=9)
+    labels = [f"{c} ({n})" for c, n in zip(classes, rows[:, 0], strict=True)]
+    display = ConfusionMatrixDisplay(shares, display_labels=list(classes))
+    display.plot(ax=ax, cmap="Blues", values_format=".2f", xticks_rotation=45, colorbar=True,
+                 im_kw={"vmin": 0.0, "vmax": 1.0}, text_kw={"fontsize": 7 if k > 8 else 9})
+    ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel("true (windows)")
     ax.set_title(title)
-    for i in range(k):
-        for j in range(k):
-            if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +148,6 @@ def channel_permutation_importance(
     X: np.ndarray,
     y: np.ndarray | Sequence[int],
     channels: Sequence[str],
-    classes: Sequence[str],
     n_repeats: int = 3,
     seed: int = 0,
 ) -> dict[str, float]:
@@ -152,10 +166,9 @@ def channel_permutation_importance(
         raise ValueError(f"need at least 2 windows with one label each, got {len(X)} windows, {len(yt)} labels")
     if n_repeats < 1:
         raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
-    k = len(classes)
 
     def score(data: np.ndarray) -> float:
-        return macro_f1(yt, predict_proba(model, data).argmax(axis=1), k)
+        return macro_f1(yt, predict_proba(model, data).argmax(axis=1))
 
     base = score(X)
     rng = np.random.default_rng(seed)

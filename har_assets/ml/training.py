@@ -1,8 +1,10 @@
-"""Training loop: validated inputs, balanced class weights, early stopping on validation macro-F1."""
+"""Training loop: validated inputs, balanced class weights, a learning-rate schedule, optional augmentation,
+early stopping on validation macro-F1."""
 
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -14,10 +16,12 @@ import torch
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
+from har_assets.ml.augment import WindowAugmenter
 from har_assets.ml.hyperparams import EpochStats, ModelConfig, TrainConfig
 from har_assets.ml.inference import predict_proba
 from har_assets.ml.metrics import macro_f1
 from har_assets.ml.model import CnnBiLstm, build_model
+from har_assets.ml.scaler import ChannelScaler
 
 
 @dataclass
@@ -75,12 +79,11 @@ def _check_xy(X: np.ndarray, y: np.ndarray, n_classes: int, name: str) -> tuple[
     return X, y.astype(np.int64)
 
 
-def _evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, n_classes: int, device: torch.device
-              ) -> tuple[float, float, float]:
+def _evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, device: torch.device) -> tuple[float, float, float]:
     proba = predict_proba(model, X, device=device)
     loss = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
     pred = proba.argmax(axis=1)
-    return loss, float((pred == y).mean()), macro_f1(y, pred, n_classes)
+    return loss, float((pred == y).mean()), macro_f1(y, pred)
 
 
 def train_model(
@@ -92,6 +95,7 @@ def train_model(
     model_cfg: ModelConfig | None = None,
     train_cfg: TrainConfig | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    scaler: ChannelScaler | None = None,
 ) -> TrainResult:
     """Train a :class:`CnnBiLstm` on ``X`` float32 ``(n, window, channels)`` and ``y`` indices into ``classes``.
 
@@ -99,7 +103,8 @@ def train_model(
     without improvement training stops). ``X_val``/``y_val`` may be None or empty: then every
     epoch runs and the last state is kept. Same seed on CPU gives identical weights; global RNG
     states, thread count and the deterministic-algorithms flag are restored afterwards.
-    ``on_epoch`` is called once per finished epoch (e.g. to log metrics to MLflow).
+    ``on_epoch`` is called once per finished epoch (e.g. to log metrics to MLflow). Augmentation
+    (``train_cfg.augment_*``) needs the ``scaler`` the windows were scaled with.
     """
     model_cfg = model_cfg or ModelConfig()
     train_cfg = train_cfg or TrainConfig()
@@ -121,6 +126,11 @@ def train_model(
         if Xva.shape[1:] != Xtr.shape[1:]:
             raise ValueError(f"X_val windows {Xva.shape[1:]} differ from X_train windows {Xtr.shape[1:]}")
     has_val = len(Xva) > 0
+    augment = None
+    if train_cfg.augment_rotation_deg > 0 or train_cfg.augment_scale > 0:
+        if scaler is None or len(scaler.channels) != Xtr.shape[2]:
+            raise ValueError("augmentation needs the scaler of the training windows (train_model(..., scaler=...))")
+        augment = WindowAugmenter(scaler, train_cfg.augment_rotation_deg, train_cfg.augment_scale)
     device = select_device(train_cfg.device)
     weights = (balanced_class_weights(ytr, n_classes) if train_cfg.class_weighting == "balanced"
                else np.ones(n_classes))
@@ -135,7 +145,8 @@ def train_model(
         random.seed(train_cfg.seed)
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
             torch.manual_seed(train_cfg.seed)
-            return _fit(Xtr, ytr, Xva, yva, has_val, n_classes, weights, model_cfg, train_cfg, device, on_epoch)
+            return _fit(Xtr, ytr, Xva, yva, has_val, n_classes, weights, model_cfg, train_cfg, device, on_epoch,
+                        augment)
     finally:
         torch.set_num_threads(saved[0])
         torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
@@ -143,12 +154,23 @@ def train_model(
         random.setstate(saved[4])
 
 
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps: int
+                   ) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-batch learning-rate schedule over ``steps`` optimizer steps (None: constant)."""
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    if cfg.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    return None
+
+
 def _fit(Xtr: np.ndarray, ytr: np.ndarray, Xva: np.ndarray, yva: np.ndarray, has_val: bool, n_classes: int,
          weights: np.ndarray, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device,
-         on_epoch: Callable[[EpochStats], None] | None) -> TrainResult:
+         on_epoch: Callable[[EpochStats], None] | None, augment: WindowAugmenter | None) -> TrainResult:
     model = build_model(model_cfg, n_channels=Xtr.shape[2], n_classes=n_classes).to(device)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = make_scheduler(opt, cfg, cfg.epochs * math.ceil(len(Xtr) / cfg.batch_size))
     criterion = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
     gen = torch.Generator().manual_seed(cfg.seed)
     X_t, y_t = torch.from_numpy(Xtr), torch.from_numpy(ytr)
@@ -163,17 +185,20 @@ def _fit(Xtr: np.ndarray, ytr: np.ndarray, Xva: np.ndarray, yva: np.ndarray, has
             idx = order[start : start + cfg.batch_size]
             if len(idx) < 2 and seen:  # BatchNorm cannot train on a single window
                 continue
-            xb, yb = X_t[idx].to(device), y_t[idx].to(device)
+            xb = X_t[idx] if augment is None else augment(X_t[idx], gen)
+            xb, yb = xb.to(device), y_t[idx].to(device)
             opt.zero_grad(set_to_none=True)
             loss = criterion(model(xb), yb)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), max_norm=5.0)
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         val_loss = val_acc = val_f1 = None
         if has_val:
-            val_loss, val_acc, val_f1 = _evaluate(model, Xva, yva, n_classes, device)
+            val_loss, val_acc, val_f1 = _evaluate(model, Xva, yva, device)
         stats = EpochStats(epoch, total / max(seen, 1), val_loss, val_acc, val_f1,
                            time.perf_counter() - t0, float(opt.param_groups[0]["lr"]))
         history.append(stats)

@@ -248,7 +248,7 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
                         train_cfg.model_dump(mode="json"))
         mlflow.log_params({"classes": ",".join(classes), "train_windows": len(train), "validation_windows": len(val)})
         result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
-                             model_cfg, train_cfg, on_epoch=on_epoch)
+                             model_cfg, train_cfg, on_epoch=on_epoch, scaler=scaler)
         summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
                    "best_val_macro_f1": result.best_val_macro_f1, "stopped_early": result.stopped_early,
                    "device": result.device, "train_seconds": round(sum(e.seconds for e in epochs), 2)}
@@ -275,16 +275,6 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-
-
-def classification_text(report: dict) -> str:
-    width = max(len(c) for c in report["per_class"]) + 2
-    lines = [f"{'':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-    for name, s in report["per_class"].items():
-        lines.append(f"{name:<{width}}{s['precision']:>10.3f}{s['recall']:>10.3f}{s['f1']:>10.3f}{s['support']:>10}")
-    lines.append(f"\n{'accuracy':<{width}}{report['accuracy']:>30.3f}{report['n']:>10}")
-    lines.append(f"{'macro-F1':<{width}}{report['macro_f1']:>30.3f}{report['n']:>10}")
-    return "\n".join(lines) + "\n"
 
 
 def _evaluation_metrics(report: dict) -> dict[str, float]:
@@ -335,7 +325,7 @@ def model_evaluation(context: dg.AssetExecutionContext, model: dict, dataset_spl
             mlflow.log_metrics(_evaluation_metrics(report))
             mlflow.log_artifact(str(png), "evaluation")
             mlflow.log_dict(report, "evaluation/report.json")
-            mlflow.log_text(classification_text(report), "evaluation/classification_report.txt")
+            mlflow.log_text(report["classification_report"], "evaluation/classification_report.txt")
             mlflow.set_tag("har.test_macro_f1", f"{report['macro_f1']:.4f}")
     floor = max(b["macro_f1"] for b in report["baselines"].values())
     yield dg.Output(report, metadata=evaluation_metadata(report, image))
