@@ -8,6 +8,7 @@ training.
 from __future__ import annotations
 
 import hashlib
+import json
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -48,6 +49,11 @@ class PreprocessConfig(BaseModel):
     min_segment_s: float = Field(
         1.0, ge=0, description="Segments shorter than this are not kept; the samples lost are counted (s)."
     )
+    antialias_cutoff_ratio: float | None = Field(
+        0.4, gt=0, lt=0.5, description="Before resampling a sensor whose native rate exceeds target_hz by more "
+        "than 10 %, low-pass each gap-free span (zero-phase Butterworth of filter_order) at this fraction of "
+        "target_hz, below the new Nyquist frequency; null: no anti-aliasing (models trained before it existed)."
+    )
     gravity: GravityMode = Field(
         GravityMode.REMOVE,
         description="Gravity handling: remove, keep or separate (default: the best leave-participants-out macro-F1 "
@@ -61,10 +67,16 @@ class PreprocessConfig(BaseModel):
     )
     accel_unit: AccelUnit = Field(AccelUnit.MILLI_G, description="Default accelerometer unit of raw files.")
     gyro_unit: GyroUnit = Field(GyroUnit.DEG_PER_S, description="Default gyroscope unit of raw files.")
-    declared_accel_hz: float = Field(100.0, gt=0, description="Expected native accelerometer rate (Hz).")
-    declared_gyro_hz: float = Field(100.0, gt=0, description="Expected native gyroscope rate (Hz).")
+    declared_accel_hz: float | None = Field(
+        None, gt=0, description="Native accelerometer rate every participant should have (Hz); null: the rate is "
+        "measured, and checked only where participant.json declares one."
+    )
+    declared_gyro_hz: float | None = Field(
+        None, gt=0, description="Native gyroscope rate every participant should have (Hz); null: measured only."
+    )
     rate_tolerance: float = Field(
-        0.2, gt=0, lt=1, description="Allowed relative deviation of a measured native rate from the declared one."
+        0.2, gt=0, lt=1, description="Allowed relative deviation of a measured native rate from the declared one, "
+        "and how far below target_hz it may lie (upsampling would interpolate samples)."
     )
     activities: tuple[str, ...] | None = Field(
         None, description="If set, the only activity labels accepted in labels.csv; by default the classes come "
@@ -82,6 +94,11 @@ class PreprocessConfig(BaseModel):
             raise ValueError("highpass_cutoff_hz must lie below the Nyquist frequency target_hz/2")
         return self
 
+    @classmethod
+    def from_stored(cls, text: str) -> PreprocessConfig:
+        """A config saved with a model: fields it lacks take the value that meant the behaviour of its time."""
+        return cls.model_validate(LEGACY_VALUES | json.loads(text))
+
     @property
     def period_ms(self) -> float:
         return 1000.0 / self.target_hz
@@ -97,3 +114,7 @@ class PreprocessConfig(BaseModel):
     def fingerprint(self) -> str:
         """Short stable hash of the configuration (part of code versions and data lineage)."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+# Fields added after models were first registered, and the value that reproduces how those models were trained.
+LEGACY_VALUES: dict[str, object] = {"antialias_cutoff_ratio": None}

@@ -438,3 +438,38 @@ def test_settings_from_env(tmp_path: Path) -> None:
     assert ServeSettings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}).tracking_uri == "http://mlflow:5000"
     with pytest.raises(ValueError, match="poll_seconds"):
         ServeSettings.from_env({"HAR_MODEL_POLL_SECONDS": "-1"}, home=HarHome(tmp_path))
+
+
+def test_a_model_saved_before_antialiasing_is_served_as_it_was_trained(tmp_path: Path, models: dict) -> None:
+    """A bundle whose stored preprocessing config lacks `antialias_cutoff_ratio` (written before the field
+    existed) is served with the old preprocessing (no low-pass before resampling), not today's default."""
+    from har_assets.config import AccelUnit, GyroUnit
+    from har_assets.serving.predictor import recording_from_samples
+    from har_assets.signal.pipeline import preprocess
+
+    old = ModelStore(tmp_path / "mlflow")
+    version = old.register(models["first"], models["X"], {"macro_f1": 0.5})
+    (config_file,) = [p for p in (tmp_path / "mlflow").rglob("preprocess_config.json")]
+    stored = json.loads(config_file.read_text())
+    del stored["antialias_cutoff_ratio"]
+    config_file.write_text(json.dumps(stored))
+
+    t = np.arange(0, 12_000, 10.0)  # 100 Hz, with a 35 Hz tap tone that folds to 15 Hz without anti-aliasing
+    tone = np.sin(2 * np.pi * 35 * t / 1000)
+    acc = np.column_stack([300 * tone, 50 * np.sin(2 * np.pi * 2 * t / 1000), np.full_like(t, 1000.0)])
+    gyro = np.column_stack([40 * tone, np.zeros_like(t), np.zeros_like(t)])
+    start = 1_742_802_739_120
+    payload = {"accelerometer": {"timestamps_ms": (start + t).tolist(), "x": acc[:, 0].tolist(),
+                                 "y": acc[:, 1].tolist(), "z": acc[:, 2].tolist(), "unit": "milli-g"},
+               "gyroscope": {"timestamps_ms": (start + 7 + t).tolist(), "x": gyro[:, 0].tolist(),
+                             "y": gyro[:, 1].tolist(), "z": gyro[:, 2].tolist(), "unit": "deg/s"}}
+    with TestClient(create_app(settings_for(old, version=version))) as c:
+        r = c.post("/predict", json=payload)
+    assert r.status_code == 200, r.text
+    got = np.array([[w["probabilities"][k] for k in r.json()["classes"]] for w in r.json()["windows"]])
+    raw = recording_from_samples(start + t, acc, AccelUnit.MILLI_G, start + 7 + t, gyro, GyroUnit.DEG_PER_S)
+    as_trained = CFG.model_copy(update={"antialias_cutoff_ratio": None})
+    expected = models["first"].predict_windows(preprocess(raw, as_trained)[0].X)
+    today = models["first"].predict_windows(preprocess(raw, CFG)[0].X)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert np.abs(today - expected).max() > 1e-3, "the two preprocessings must differ on this signal"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from har_assets.config import AccelUnit, GravityMode, PreprocessConfig
 from har_assets.raw.reader import read_participant
-from har_assets.raw.recording import LABEL_SCHEMA, ParticipantMeta, RawRecording, SensorUnits
+from har_assets.raw.recording import LABEL_SCHEMA, ParticipantMeta, RawRecording, SensorRates, SensorUnits
 from har_assets.signal import checks
 from har_assets.signal.fusion import continuous_spans, fuse, intersect_spans
 from har_assets.signal.gravity import apply_gravity_handling
@@ -39,7 +40,8 @@ def test_interpolation_lands_on_an_absolute_grid_and_is_exact_for_a_line() -> No
     rng = np.random.default_rng(1)
     t_acc = T0 + np.arange(0, 20_000, 10.0) + rng.uniform(-1.5, 1.5, 2000)
     t_gyr = T0 + 7 + np.arange(0, 20_000, 9.95) + rng.uniform(-1.5, 1.5, 2011)
-    fused, stats = fuse(sensor(t_acc, line), sensor(t_gyr, line), labels(), PreprocessConfig(target_hz=50))
+    cfg = PreprocessConfig(target_hz=50, antialias_cutoff_ratio=None)  # the interpolation alone
+    fused, stats = fuse(sensor(t_acc, line), sensor(t_gyr, line), labels(), cfg)
     t = fused["t_ms"].to_numpy()
     assert np.all(np.mod(t, 20.0) == 0) and np.all(np.diff(t) == 20.0)
     assert t[0] >= max(t_acc[0], t_gyr[0]) and t[-1] <= min(t_acc[-1], t_gyr[-1])
@@ -139,13 +141,90 @@ def test_unit_mixup_is_caught(tmp_path: Path) -> None:
     assert _by_name(checks.raw_checks(rec, cfg))["accel_magnitude_plausible"].passed
 
 
-def test_rate_and_label_checks_fail_when_they_should(tmp_path: Path) -> None:
-    rec, cfg = _recording(tmp_path, hz=50.0)
-    rec.labels = labels((rec.accel["t_ms"][0] - 60_000, rec.accel["t_ms"][0] + 1000, "sitting"))
-    outcomes = _by_name(checks.raw_checks(rec, cfg))
-    assert not outcomes["native_rate_plausible"].passed and "50.0 Hz vs declared 100 Hz" in outcomes[
+def test_rate_is_measured_and_only_compared_where_declared(tmp_path: Path) -> None:
+    rec, cfg = _recording(tmp_path, hz=50.0)  # a real phone at 50 Hz, no rate declared anywhere
+    outcome = _by_name(checks.raw_checks(rec, cfg))["native_rate_plausible"]
+    assert outcome.passed and outcome.values["accelerometer_hz"] == pytest.approx(50.0)
+    assert "accelerometer 50.0 Hz" in outcome.detail
+    rec.meta = ParticipantMeta(declared_hz=SensorRates(accelerometer=100.0))  # participant.json says 100 Hz
+    outcome = _by_name(checks.raw_checks(rec, cfg))["native_rate_plausible"]
+    assert not outcome.passed and "accelerometer 50.0 Hz vs declared 100 Hz" in outcome.detail
+    rec.meta = ParticipantMeta()
+    study_wide = cfg.model_copy(update={"declared_gyro_hz": 100.0})
+    assert "gyroscope 50.0 Hz vs declared 100 Hz" in _by_name(checks.raw_checks(rec, study_wide))[
         "native_rate_plausible"].detail
-    assert not outcomes["labels_inside_recording"].passed
+    slow, _ = _recording(tmp_path / "slow", hz=20.0)  # slower than the 50 Hz grid: most samples would be invented
+    outcome = _by_name(checks.raw_checks(slow, cfg))["native_rate_plausible"]
+    assert not outcome.passed and "below the 50 Hz grid" in outcome.detail
+
+
+def test_label_check_fails_when_labels_reach_outside(tmp_path: Path) -> None:
+    rec, cfg = _recording(tmp_path)
+    assert _by_name(checks.raw_checks(rec, cfg))["labels_inside_recording"].passed
+    rec.labels = labels((rec.accel["t_ms"][0] - 60_000, rec.accel["t_ms"][0] + 1000, "sitting"))
+    assert not _by_name(checks.raw_checks(rec, cfg))["labels_inside_recording"].passed
+
+
+def _tone_recording(hz: float, tone_hz: float, jitter_ms: float = 0.0, seconds: float = 30.0
+                    ) -> tuple[pl.DataFrame, ...]:
+    """Both sensors at `hz` (integer-ms clocks, gyroscope 7 ms behind, optional sampling jitter) carrying a
+    `tone_hz` sine on x."""
+    rng = np.random.default_rng(0)
+    n = int(seconds * hz)
+    t_acc = np.round(T0 + np.arange(n) * 1000 / hz + rng.uniform(-jitter_ms, jitter_ms, n))
+    t_gyr = np.round(T0 + 7 + np.arange(n) * 1000 / hz + rng.uniform(-jitter_ms, jitter_ms, n))
+
+    def tone(t: np.ndarray) -> np.ndarray:
+        return np.sin(2 * np.pi * tone_hz * (t - T0) / 1000.0)
+
+    return sensor(t_acc, tone), sensor(t_gyr, tone)
+
+
+def _amplitude(x: np.ndarray) -> float:
+    return float(np.sqrt(2) * x[50:-50].std())
+
+
+@pytest.mark.parametrize("jitter_ms", [0.0, 1.0])
+@pytest.mark.parametrize(("tone_hz", "passes"), [(5.0, True), (35.0, False), (40.0, False)])
+def test_antialiasing_keeps_the_band_and_stops_folding(tone_hz: float, passes: bool, jitter_ms: float) -> None:
+    acc, gyro = _tone_recording(100.0, tone_hz, jitter_ms)
+    fused, stats = fuse(acc, gyro, labels(), PreprocessConfig())
+    plain, _ = fuse(acc, gyro, labels(), PreprocessConfig(antialias_cutoff_ratio=None))
+    assert stats.accel.antialias_hz == stats.gyro.antialias_hz == pytest.approx(20.0)
+    for channel in ("acc_x", "gyro_x"):
+        amplitude, folded = _amplitude(fused[channel].to_numpy()), _amplitude(plain[channel].to_numpy())
+        if passes:  # in band: untouched by the low-pass
+            assert amplitude == pytest.approx(1.0, abs=0.02)
+        else:  # 35-40 Hz folds to 10-15 Hz at half (clock between grid points) to all of its amplitude
+            assert folded > (0.8 if channel == "acc_x" else 0.4)
+            # what is left is the jitter's broadband error, not the tone
+            assert amplitude < (0.02 if jitter_ms == 0 else min(0.15, folded / 5))
+
+
+def test_no_antialiasing_when_the_sensor_is_not_faster_than_the_grid() -> None:
+    acc, gyro = _tone_recording(50.0, 12.0)
+    fused, stats = fuse(acc, gyro, labels(), PreprocessConfig())
+    plain, _ = fuse(acc, gyro, labels(), PreprocessConfig(antialias_cutoff_ratio=None))
+    assert stats.accel.antialias_hz is None and stats.gyro.antialias_hz is None
+    assert fused.equals(plain)
+
+
+def test_antialiasing_never_crosses_a_gap() -> None:
+    t = T0 + np.concatenate([np.arange(0, 10_000, 10.0), np.arange(12_000, 22_000, 10.0)])
+    step = lambda x: np.where(x - T0 < 11_000, 0.0, 5.0)  # noqa: E731 - a jump across the gap
+    fused, stats = fuse(sensor(t, step), sensor(t + 3, step), labels(), PreprocessConfig())
+    assert stats.segments == 2 and stats.accel.antialias_hz == pytest.approx(20.0)
+    second = fused.filter(pl.col("segment") == 1)["acc_x"].to_numpy()
+    first = fused.filter(pl.col("segment") == 0)["acc_x"].to_numpy()
+    np.testing.assert_allclose(first, 0.0, atol=1e-9)  # no ringing carried over from the other side
+    np.testing.assert_allclose(second, 5.0, atol=1e-9)
+
+
+def test_a_stored_config_without_antialiasing_means_none() -> None:
+    legacy = PreprocessConfig().model_dump(mode="json")
+    del legacy["antialias_cutoff_ratio"]  # saved by a version that did not have the field
+    assert PreprocessConfig.from_stored(json.dumps(legacy)).antialias_cutoff_ratio is None
+    assert PreprocessConfig.from_stored(PreprocessConfig().model_dump_json()) == PreprocessConfig()
 
 
 def test_fused_checks_fail_on_broken_frames(tmp_path: Path) -> None:

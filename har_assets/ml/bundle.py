@@ -48,7 +48,7 @@ class ModelBundle:
     @classmethod
     def load(cls, folder: Path) -> ModelBundle:
         model_config = ModelConfig.model_validate_json((folder / "model_config.json").read_text())
-        preprocess = PreprocessConfig.model_validate_json((folder / "preprocess_config.json").read_text())
+        preprocess = PreprocessConfig.from_stored((folder / "preprocess_config.json").read_text())
         classes = json.loads((folder / "classes.json").read_text())
         model = build_model(model_config, len(preprocess.channels), len(classes))
         model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))

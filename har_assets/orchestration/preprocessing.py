@@ -20,6 +20,7 @@ from har_assets.raw.layout import ParticipantFolderError, locate_files
 from har_assets.raw.reader import read_files
 from har_assets.raw.recording import RawRecording
 from har_assets.signal import checks
+from har_assets.signal.fusion import measured_hz
 from har_assets.signal.gravity import apply_gravity_handling
 from har_assets.signal.pipeline import fuse_recording, window_recording
 
@@ -58,7 +59,7 @@ def _specs(asset: str, names: dict[str, tuple[str, bool]]) -> list[dg.AssetCheck
 
 
 @dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="raw-1", kinds={"polars"},
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="raw-2", kinds={"polars"},
     check_specs=_specs("raw_recording", checks.RAW_CHECKS),
     description="Both sensors of one participant read from its raw folder, in SI units, with labels. "
                 "Its data version is the content hash of the participant's files.",
@@ -80,8 +81,8 @@ def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
     return {
         "accelerometer_samples": rec.accel.height,
         "gyroscope_samples": rec.gyro.height,
-        "accelerometer_native_hz": round(checks.native_hz(rec.accel), 2),
-        "gyroscope_native_hz": round(checks.native_hz(rec.gyro), 2),
+        "accelerometer_native_hz": round(measured_hz(rec.accel["t_ms"].to_numpy()), 2),
+        "gyroscope_native_hz": round(measured_hz(rec.gyro["t_ms"].to_numpy()), 2),
         "accelerometer_unit": meta.accel_unit(cfg).value,
         "gyroscope_unit": meta.gyro_unit(cfg).value,
         "label_intervals": rec.labels.height,
@@ -93,10 +94,11 @@ def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
 
 
 @dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="fused-1", kinds={"polars"},
+    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="fused-2", kinds={"polars"},
     check_specs=_specs("fused_recording", checks.FUSED_CHECKS),
     description="Accelerometer and gyroscope interpolated onto one uniform clock at target_hz, split into "
-                "segments at gaps (never interpolated across), with each sample's activity label.",
+                "segments at gaps (never interpolated across), with each sample's activity label. A sensor "
+                "faster than target_hz is low-passed first (anti-aliasing; antialias_hz_* = 0: none needed).",
 )
 def fused_recording(context: dg.AssetExecutionContext, raw_recording: RawRecording,
                     preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
@@ -111,6 +113,8 @@ def fused_recording(context: dg.AssetExecutionContext, raw_recording: RawRecordi
         "target_hz": cfg.target_hz,
         "accelerometer_native_hz": round(stats.accel.native_hz, 2),
         "gyroscope_native_hz": round(stats.gyro.native_hz, 2),
+        "antialias_hz_accelerometer": stats.accel.antialias_hz or 0.0,
+        "antialias_hz_gyroscope": stats.gyro.antialias_hz or 0.0,
         "gaps_accelerometer": stats.accel.gaps,
         "gaps_gyroscope": stats.gyro.gaps,
         "gap_seconds": round(max(stats.accel.gap_seconds, stats.gyro.gap_seconds), 2),

@@ -48,10 +48,11 @@ class ParticipantMeta(BaseModel):
     def gyro_unit(self, cfg: PreprocessConfig) -> GyroUnit:
         return self.units.gyroscope or cfg.gyro_unit
 
-    def accel_hz(self, cfg: PreprocessConfig) -> float:
+    def accel_hz(self, cfg: PreprocessConfig) -> float | None:
+        """The declared native accelerometer rate (participant.json, else the config), None if undeclared."""
         return self.declared_hz.accelerometer or cfg.declared_accel_hz
 
-    def gyro_hz(self, cfg: PreprocessConfig) -> float:
+    def gyro_hz(self, cfg: PreprocessConfig) -> float | None:
         return self.declared_hz.gyroscope or cfg.declared_gyro_hz
 
 

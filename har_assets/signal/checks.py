@@ -9,7 +9,7 @@ import polars as pl
 
 from har_assets.config import PreprocessConfig
 from har_assets.raw.recording import STANDARD_GRAVITY, RawRecording
-from har_assets.signal.fusion import FusionStats
+from har_assets.signal.fusion import FusionStats, measured_hz
 from har_assets.signal.windowing import WindowSet
 
 # Median |acceleration| of a worn watch, gravity included, lies near 1 g; a wrong unit is off by ~1000x or ~10x.
@@ -17,7 +17,9 @@ ACCEL_MAGNITUDE_RANGE = (0.5 * STANDARD_GRAVITY, 2.0 * STANDARD_GRAVITY)
 
 # name -> (description, blocking)
 RAW_CHECKS = {
-    "native_rate_plausible": ("Measured native rate of each sensor within rate_tolerance of the declared rate.", False),
+    "native_rate_plausible": ("Each sensor's measured native rate is within rate_tolerance of its declared rate "
+                              "(participant.json or the config; undeclared rates are only measured) and not below "
+                              "target_hz by more than rate_tolerance (upsampling would interpolate samples).", False),
     "accel_magnitude_plausible": ("Median |acceleration| within 0.5-2 g for the declared unit (catches milli-g vs g "
                                   "vs m/s² mix-ups).", True),
     "labels_inside_recording": ("Every labelled interval lies inside the recorded time span.", False),
@@ -44,17 +46,22 @@ def _outcome(table: dict[str, tuple[str, bool]], name: str, passed: bool, detail
     return CheckOutcome(name=name, passed=bool(passed), detail=detail, blocking=table[name][1], values=values)
 
 
-def native_hz(samples: pl.DataFrame) -> float:
-    steps = np.diff(samples["t_ms"].to_numpy())
-    return float(1000.0 / np.median(steps)) if steps.size else float("nan")
+def rate_problems(rates: dict[str, tuple[float, float | None]], cfg: PreprocessConfig) -> list[str]:
+    """Why measured native rates (sensor -> (measured, declared or None)) are implausible; [] if they are not."""
+    problems = []
+    for sensor, (measured, declared) in rates.items():
+        if declared is not None and not abs(measured - declared) / declared <= cfg.rate_tolerance:
+            problems.append(f"{sensor} {measured:.1f} Hz vs declared {declared:g} Hz")
+        elif not measured >= cfg.target_hz * (1 - cfg.rate_tolerance):
+            problems.append(f"{sensor} {measured:.1f} Hz is below the {cfg.target_hz:g} Hz grid: resampling would "
+                            "interpolate most samples")
+    return problems
 
 
 def raw_checks(rec: RawRecording, cfg: PreprocessConfig) -> list[CheckOutcome]:
-    rates = {"accelerometer": (native_hz(rec.accel), rec.meta.accel_hz(cfg)),
-             "gyroscope": (native_hz(rec.gyro), rec.meta.gyro_hz(cfg))}
-    off = {s: abs(m - d) / d for s, (m, d) in rates.items()}
-    bad_rates = [f"{s} {m:.1f} Hz vs declared {d:g} Hz"
-                 for s, (m, d) in rates.items() if not off[s] <= cfg.rate_tolerance]
+    rates = {"accelerometer": (measured_hz(rec.accel["t_ms"].to_numpy()), rec.meta.accel_hz(cfg)),
+             "gyroscope": (measured_hz(rec.gyro["t_ms"].to_numpy()), rec.meta.gyro_hz(cfg))}
+    bad_rates = rate_problems(rates, cfg)
     magnitude = float(np.median(np.linalg.norm(rec.accel.select("x", "y", "z").to_numpy(), axis=1)))
     lo, hi = ACCEL_MAGNITUDE_RANGE
     unit = rec.meta.accel_unit(cfg).value
@@ -62,8 +69,8 @@ def raw_checks(rec: RawRecording, cfg: PreprocessConfig) -> list[CheckOutcome]:
     end = max(rec.accel["t_ms"][-1], rec.gyro["t_ms"][-1])
     outside = rec.labels.filter((pl.col("start_ms") < start) | (pl.col("end_ms") > end + 1000.0 / cfg.target_hz))
     return [
-        _outcome(RAW_CHECKS, "native_rate_plausible", not bad_rates,
-                 "; ".join(bad_rates) or "rates as declared",
+        _outcome(RAW_CHECKS, "native_rate_plausible", not bad_rates, "; ".join(bad_rates) or "measured " + ", ".join(
+                     f"{s} {m:.1f} Hz" + (f" (declared {d:g} Hz)" if d else "") for s, (m, d) in rates.items()),
                  accelerometer_hz=round(rates["accelerometer"][0], 2), gyroscope_hz=round(rates["gyroscope"][0], 2)),
         _outcome(RAW_CHECKS, "accel_magnitude_plausible", lo <= magnitude <= hi,
                  f"median |acc| = {magnitude:.4g} m/s² after reading as {unit}; expected {lo:.2f}-{hi:.2f} m/s²"

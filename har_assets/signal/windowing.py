@@ -11,7 +11,7 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
 from har_assets.config import PreprocessConfig
-from har_assets.signal.gravity import segment_bounds
+from har_assets.signal.filters import segment_bounds
 
 UNLABELED = ""
 
