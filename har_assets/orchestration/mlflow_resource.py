@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -32,11 +31,6 @@ if TYPE_CHECKING:  # imported where used: every run process loads this module, f
     from mlflow.entities.model_registry import ModelVersion
 
     from har_assets.ml.bundle import ModelBundle
-
-
-def _ensure_sqlite_folder(uri: str | None) -> None:
-    if uri and uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -53,8 +47,10 @@ class MlflowTracking(dg.ConfigurableResource):
         """Point MLflow's (process-global) fluent API at this store."""
         import mlflow
 
+        from har_assets.ml.mlflow_store import ensure_sqlite_folder
+
         for uri in (self.tracking_uri, self.registry_uri):
-            _ensure_sqlite_folder(uri)
+            ensure_sqlite_folder(uri)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
 
@@ -65,13 +61,9 @@ class MlflowTracking(dg.ConfigurableResource):
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
 
     def experiment_id(self) -> str:
-        client = self.client()
-        experiment = client.get_experiment_by_name(self.experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
-        if self.artifact_location:
-            Path(self.artifact_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        return client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        from har_assets.ml.mlflow_store import experiment_id
+
+        return experiment_id(self.client(), self.experiment_name, self.artifact_location)
 
     @contextmanager
     def start_run(self, *, run_id: str | None = None, run_name: str | None = None,

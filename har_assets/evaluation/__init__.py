@@ -1,0 +1,1 @@
+"""`har evaluate`: leave-participants-out cross-validation of a labelled cohort, tracked in MLflow."""
