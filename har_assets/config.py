@@ -55,9 +55,9 @@ class PreprocessConfig(BaseModel):
         "target_hz, below the new Nyquist frequency; null: no anti-aliasing (models trained before it existed)."
     )
     gravity: GravityMode = Field(
-        GravityMode.REMOVE,
-        description="Gravity handling: remove, keep or separate (default: the best leave-participants-out macro-F1 "
-                    "in benchmarks/gravity.py).")
+        GravityMode.KEEP,
+        description="Gravity handling: remove, keep or separate (keep: where gravity points is posture; removing it "
+                    "collapsed sitting, standing and laying on real people, docs/defaults.md).")
     highpass_cutoff_hz: float = Field(0.3, gt=0, description="Butterworth cut-off separating gravity (Hz).")
     filter_order: int = Field(4, ge=1, le=10, description="Butterworth filter order (applied zero-phase).")
     window_size: int = Field(200, ge=8, description="Samples per window at target_hz.")

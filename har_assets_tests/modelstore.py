@@ -40,7 +40,7 @@ def train_bundle(recordings: list[RawRecording], cfg: PreprocessConfig, seed: in
     y = np.searchsorted(classes, labels)
     scaler = ChannelScaler.fit(X, cfg.channels)
     result = train_model(scaler.transform(X), y, None, None, classes, TINY,
-                         TrainConfig(epochs=epochs, batch_size=16, lr=3e-3, seed=seed, device="cpu"))
+                         TrainConfig(epochs=epochs, batch_size=16, lr=3e-3, seed=seed, device="cpu"), scaler=scaler)
     return ModelBundle(model=result.model, model_config=TINY, preprocess=cfg, scaler=scaler, classes=classes), X
 
 

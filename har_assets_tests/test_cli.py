@@ -29,7 +29,8 @@ def test_demo_data_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_pipeline_json_then_up_to_date_then_changed(tmp_path: Path) -> None:
     home = tmp_path / "home"
     raw = home / "raw"
-    assert main(["demo-data", "--participants", "2", "--out", str(raw), "--minutes", "3", "--format", "csv"]) == 0
+    # 6 minutes: enough bouts that the two participants share classes (the test one must have a class training knows)
+    assert main(["demo-data", "--participants", "2", "--out", str(raw), "--minutes", "6", "--format", "csv"]) == 0
     (raw / "bad id!").mkdir()
     env = {**os.environ, "HAR_HOME": str(home)}
     first = subprocess.run([*HAR, "pipeline", "--json"], env=env, capture_output=True, text=True, timeout=600)

@@ -32,6 +32,11 @@ CHANNELS = ["sig", "c1", "c2", "c3", "c4", "noise"]
 SMALL = ModelConfig(conv_filters=16, conv_layers=2, lstm_units=16, dropout=0.1)
 
 
+def plain_cfg(**fields) -> TrainConfig:
+    """A training config for these abstract channels: no xyz triplets, so no rotation augmentation."""
+    return TrainConfig(augment_rotation_deg=0.0, **fields)
+
+
 def make_sines(n: int, seed: int, window: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Class = frequency of a random-phase sine in channel 0 only; the other channels are noise
     (channels 1-4 carry a class-independent sine, channel 5 pure noise)."""
@@ -56,7 +61,7 @@ def data() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def trained(data):
     seen: list[EpochStats] = []
-    cfg = TrainConfig(epochs=6, batch_size=32, lr=3e-3, patience=10, device="cpu")
+    cfg = plain_cfg(epochs=6, batch_size=32, lr=3e-3, patience=10, device="cpu")
     res = train_model(data["X"], data["y"], data["Xv"], data["yv"], CLASSES, SMALL, cfg, on_epoch=seen.append)
     return res, seen
 
@@ -91,7 +96,7 @@ def test_on_epoch_called_once_per_epoch_with_finite_numbers(trained):
     for s in seen:
         for v in (s.train_loss, s.val_loss, s.val_accuracy, s.val_macro_f1, s.seconds, s.lr):
             assert v is not None and math.isfinite(v)
-        assert 0 <= s.val_accuracy <= 1 and s.seconds > 0 and s.lr == pytest.approx(3e-3)
+        assert 0 <= s.val_accuracy <= 1 and s.seconds > 0 and 0 <= s.lr <= 3e-3  # cosine from 3e-3
     assert seen[-1].train_loss < seen[0].train_loss
 
 
@@ -105,7 +110,7 @@ def test_predict_proba(trained, data):
 
 
 def test_same_seed_gives_identical_weights(data):
-    cfg = TrainConfig(epochs=2, batch_size=32, seed=7, device="cpu")
+    cfg = plain_cfg(epochs=2, batch_size=32, seed=7, device="cpu")
     args = (data["X"][:96], data["y"][:96], data["Xv"][:32], data["yv"][:32], CLASSES, SMALL, cfg)
     torch.manual_seed(123)
     outside = torch.rand(1)
@@ -128,7 +133,7 @@ def test_early_stopping_stops_after_patience():
     y = rng.integers(0, 3, 64)
     Xv = rng.normal(size=(32, 32, 3)).astype(np.float32)
     yv = rng.integers(0, 3, 32)
-    cfg = TrainConfig(epochs=30, batch_size=32, lr=1e-9, patience=2, device="cpu")
+    cfg = plain_cfg(epochs=30, batch_size=32, lr=1e-9, patience=2, device="cpu")
     res = train_model(X, y, Xv, yv, CLASSES, SMALL, cfg)
     assert len(res.history) < 30
     assert res.stopped_early
@@ -137,7 +142,7 @@ def test_early_stopping_stops_after_patience():
 
 
 def test_empty_validation_runs_all_epochs_and_keeps_last(data):
-    cfg = TrainConfig(epochs=3, batch_size=64, device="cpu")
+    cfg = plain_cfg(epochs=3, batch_size=64, device="cpu")
     res = train_model(data["X"][:64], data["y"][:64], None, None, CLASSES, SMALL, cfg)
     assert len(res.history) == 3 and res.best_epoch == 3 and res.best_val_macro_f1 is None
     assert not res.stopped_early
@@ -153,9 +158,9 @@ def test_balanced_class_weights():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 16, 2)).astype(np.float32)
     y = np.array([0] * 30 + [2] * 10)
-    res = train_model(X, y, None, None, CLASSES, SMALL, TrainConfig(epochs=1, device="cpu"))
+    res = train_model(X, y, None, None, CLASSES, SMALL, plain_cfg(epochs=1, device="cpu"))
     np.testing.assert_allclose(res.class_weights, [40 / 60, 0.0, 40 / 20])
-    none = train_model(X, y, None, None, CLASSES, SMALL, TrainConfig(epochs=1, device="cpu", class_weighting="none"))
+    none = train_model(X, y, None, None, CLASSES, SMALL, plain_cfg(epochs=1, device="cpu", class_weighting="none"))
     assert none.class_weights == [1.0, 1.0, 1.0]
 
 
@@ -179,16 +184,16 @@ def test_training_rejects_bad_input(mutate, message):
     y = np.array([0, 1] * 5)
     Xb, yb = mutate(X, y)
     with pytest.raises(ValueError, match=message):
-        train_model(Xb, yb, None, None, CLASSES, SMALL, TrainConfig(epochs=1, device="cpu"))
+        train_model(Xb, yb, None, None, CLASSES, SMALL, plain_cfg(epochs=1, device="cpu"))
 
 
 def test_training_rejects_mismatched_validation():
     X = np.zeros((10, 16, 2), np.float32)
     y = np.array([0, 1] * 5)
     with pytest.raises(ValueError, match="X_val windows"):
-        train_model(X, y, np.zeros((4, 8, 2), np.float32), y[:4], CLASSES, SMALL, TrainConfig(epochs=1))
+        train_model(X, y, np.zeros((4, 8, 2), np.float32), y[:4], CLASSES, SMALL, plain_cfg(epochs=1))
     with pytest.raises(ValueError, match="both"):
-        train_model(X, y, X, None, CLASSES, SMALL, TrainConfig(epochs=1))
+        train_model(X, y, X, None, CLASSES, SMALL, plain_cfg(epochs=1))
 
 
 def test_select_device():
@@ -201,7 +206,7 @@ def test_select_device():
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
 def test_learning_rate_schedules(data, schedule):
-    cfg = TrainConfig(epochs=4, batch_size=100, lr=1e-2, device="cpu", lr_schedule=schedule)
+    cfg = plain_cfg(epochs=4, batch_size=100, lr=1e-2, device="cpu", lr_schedule=schedule)
     res = train_model(data["X"], data["y"], None, None, CLASSES, SMALL, cfg)
     lrs = [s.lr for s in res.history]  # the rate after each epoch's last step
     if schedule == "constant":

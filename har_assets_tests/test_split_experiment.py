@@ -23,7 +23,10 @@ PEOPLE = [f"p{i:02d}" for i in range(12)]
 
 def test_split_quota_and_determinism() -> None:
     split = split_participants(PEOPLE, SplitConfig())
-    assert (len(split.test), len(split.validation), len(split.train)) == (3, 2, 7)
+    assert (len(split.test), len(split.validation), len(split.train)) == (3, 0, 9)  # default: no validation set
+    with_validation = split_participants(PEOPLE, SplitConfig(validation_share=0.15))
+    assert (len(with_validation.test), len(with_validation.validation), len(with_validation.train)) == (3, 2, 7)
+    assert with_validation.test == split.test
     assert sorted(split.train + split.validation + split.test) == PEOPLE
     assert split == split_participants(list(reversed(PEOPLE)), SplitConfig())
     assert split_participants(PEOPLE, SplitConfig(seed=1)).test != split.test
@@ -59,8 +62,11 @@ def test_explicit_lists_and_unlabelled() -> None:
 @pytest.mark.parametrize("n", [0, 1, 2])
 def test_too_few_labelled_participants(n: int) -> None:
     with pytest.raises(SplitError, match=f"too few labelled participants to split: {n} "):
-        split_participants(PEOPLE[:n], SplitConfig())
-    assert split_participants(PEOPLE[:2], SplitConfig(validation_share=0)).validation == []
+        split_participants(PEOPLE[:n], SplitConfig(validation_share=0.15))
+    if n < 2:
+        with pytest.raises(SplitError, match="too few"):
+            split_participants(PEOPLE[:n], SplitConfig())
+    assert split_participants(PEOPLE[:2], SplitConfig()).validation == []
 
 
 def _windows(label_a: str, label_b: str, n: int, seed: int, channels=("a", "b")) -> WindowSet:
@@ -92,7 +98,7 @@ def test_helpers_use_only_the_given_participants() -> None:
 def test_run_experiment_learns_and_scores_test_participants() -> None:
     ws = {f"p{i}": _windows("slow", "fast", 40, i) for i in range(5)}
     split = split_participants(ws, SplitConfig(test=["p0"], validation=["p1"]))
-    train_cfg = TrainConfig(epochs=6, lr=5e-3, batch_size=16, device="cpu", num_threads=1)
+    train_cfg = TrainConfig(epochs=6, lr=5e-3, batch_size=16, device="cpu", num_threads=1, augment_rotation_deg=0)
     result = run_experiment(ws, split, ModelConfig(conv_filters=8, lstm_units=8), train_cfg, importance_repeats=1)
     assert result.classes == ["fast", "slow"] and result.val_macro_f1 is not None
     report = result.test

@@ -21,7 +21,7 @@ from har_assets.config import PreprocessConfig
 from har_assets.definitions import build_definitions, build_resources
 from har_assets.home import HarHome
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
-from har_assets.ml.split import DatasetSplit
+from har_assets.ml.split import DatasetSplit, SplitConfig
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.resources import PreprocessingResource
 from har_assets.orchestration.training import dataset_split, model, model_evaluation, registered_model
@@ -35,6 +35,7 @@ from har_assets_tests.trainfiles import write_two_class_participant
 LABELLED = ["p01", "p02", "p03", "p04", "p05"]
 TINY = ModelConfig(conv_filters=8, conv_layers=2, lstm_units=8, dropout=0.1)
 GOOD = TrainConfig(epochs=4, batch_size=16, lr=3e-3, patience=4, device="cpu")
+WITH_VALIDATION = SplitConfig(validation_share=0.2)  # the early-stopping path (the default split has no validation)
 BAD = TrainConfig(epochs=1, batch_size=16, lr=1e-6, patience=1, device="cpu")
 TRAINING_RUN = [model, model_evaluation, registered_model]
 
@@ -54,7 +55,7 @@ class Trained:
         return WindowSet.load(self.home.assets / asset / f"{pid}.npz")
 
     def materialize(self, selection: list, train: TrainConfig, **resources) -> dg.ExecuteInJobResult:
-        res = {**self.resources, "training": TrainingResource.from_configs(model=TINY, train=train), **resources}
+        res = {**self.resources, "training": TrainingResource.from_configs(WITH_VALIDATION, TINY, train), **resources}
         return dg.materialize(ALL_ASSETS, selection=selection, instance=self.instance, resources=res,
                               raise_on_error=False)
 
@@ -80,7 +81,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     store = root / "mlflow"
     resources = {
         "preprocessing": PreprocessingResource.from_config(PreprocessConfig(window_step=50)),
-        "training": TrainingResource.from_configs(model=TINY, train=GOOD),
+        "training": TrainingResource.from_configs(WITH_VALIDATION, TINY, GOOD),
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
                                           artifact_location=(store / "artifacts").as_uri()),
     }
@@ -93,6 +94,9 @@ def test_pipeline_registers_a_champion_and_reports_test_metrics(trained: Trained
     m = trained.summary["model"]
     assert m["status"] == "trained" and m["version"] == 1 and m["champion"] and m["decision"] == "promoted"
     assert m["test"]["macro_f1"] == pytest.approx(trained.evaluation["macro_f1"])
+    # one macro-F1: the champion gate scored the candidate on the very windows and figure the evaluation reports
+    assert trained.registered["candidate"]["macro_f1"] == pytest.approx(trained.evaluation["macro_f1"], abs=1e-9)
+    assert trained.registered["candidate"]["n"] == trained.evaluation["n"]
     assert m["test"]["macro_f1"] > m["test"]["baselines"]["stratified"]["macro_f1"]
     assert set(m["test"]["per_participant_accuracy"]) == set(trained.split.test)
     text = summary_text(trained.summary)

@@ -48,12 +48,14 @@ class WindowAugmenter:
         return self.rotation_deg > 0 or self.scale > 0
 
     def __call__(self, xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = xb.shape[0]
-        x = xb.cpu() * self.std + self.mean
+        """The augmented batch, on xb's device (random numbers drawn on the CPU generator)."""
+        n, device = xb.shape[0], xb.device
+        mean, std = self.mean.to(device), self.std.to(device)
+        x = xb * std + mean
         if self.rotation_deg > 0:
-            rot = random_rotations(n, self.rotation_deg, generator)
+            rot = random_rotations(n, self.rotation_deg, generator).to(device).transpose(1, 2)
             for idx in self.triplets:
-                x[:, :, idx] = x[:, :, idx] @ rot.transpose(1, 2)
+                x[:, :, idx] = x[:, :, idx] @ rot
         if self.scale > 0:
-            x = x * (1 + (2 * torch.rand(n, 1, 1, generator=generator) - 1) * self.scale)
-        return ((x - self.mean) / self.std).to(xb.device)
+            x = x * (1 + (2 * torch.rand(n, 1, 1, generator=generator) - 1) * self.scale).to(device)
+        return (x - mean) / std

@@ -30,7 +30,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(30, ge=1, description="Maximum number of epochs.")
+    epochs: int = Field(60, ge=1, description="Epochs (the most, when a validation set stops training early).")
     batch_size: int = Field(64, ge=2, description="Training mini-batch size.")
     lr: float = Field(1e-3, gt=0, description="Initial learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="Weight decay (decoupled for AdamW).")
@@ -40,11 +40,11 @@ class TrainConfig(BaseModel):
     )
     patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation macro-F1.")
     lr_schedule: Literal["constant", "cosine", "onecycle"] = Field(
-        "constant", description="Learning rate over the epochs: constant, cosine annealing to 0, or one-cycle "
+        "cosine", description="Learning rate over the epochs: constant, cosine annealing to 0, or one-cycle "
         "(warm-up to lr, then annealing); stepped per batch over `epochs`."
     )
     augment_rotation_deg: float = Field(
-        0.0, ge=0, le=180, description="Rotate each training window's sensor frame (every xyz triplet together) "
+        45.0, ge=0, le=180, description="Rotate each training window's sensor frame (every xyz triplet together) "
         "by a random angle up to this many degrees about a random axis: the watch sits differently on each wrist."
     )
     augment_scale: float = Field(

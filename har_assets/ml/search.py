@@ -31,6 +31,10 @@ class SearchConfig(BaseModel):
     timeout_s: float | None = Field(None, gt=0, description="Stop starting new trials after this many seconds.")
     seed: int = Field(0, ge=0, description="Sampler seed.")
     epochs: int | None = Field(None, ge=1, description="Epoch cap per trial (default: the training config's).")
+    validation_share: float = Field(
+        0.15, gt=0, lt=1, description="Share of labelled participants the trials are scored on, when the training "
+        "split has no validation participants of its own (trials are ranked by validation macro-F1)."
+    )
     gravity: list[GravityMode] = Field(default_factory=lambda: list(GravityMode), min_length=1)
     window_step: list[int] = Field(default_factory=lambda: [50, 100], min_length=1)
     conv_filters: list[int] = Field(default_factory=lambda: [32, 64, 96], min_length=1)

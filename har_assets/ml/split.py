@@ -28,7 +28,8 @@ class SplitConfig(BaseModel):
     seed: int = Field(0, ge=0, description="Seed of the participant ranking.")
     test_share: float = Field(0.25, gt=0, lt=1, description="Share of labelled participants held out for testing.")
     validation_share: float = Field(
-        0.15, ge=0, lt=1, description="Share of labelled participants for early stopping (0: no validation set)."
+        0.0, ge=0, lt=1, description="Share of labelled participants held out for early stopping (0: none; every "
+        "non-test participant trains for the full schedule, which measured better on real people)."
     )
     train: list[str] | None = Field(None, description="Explicit training participants (the rest is unused).")
     validation: list[str] | None = Field(None, description="Explicit validation participants.")

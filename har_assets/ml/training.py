@@ -185,8 +185,9 @@ def _fit(Xtr: np.ndarray, ytr: np.ndarray, Xva: np.ndarray, yva: np.ndarray, has
             idx = order[start : start + cfg.batch_size]
             if len(idx) < 2 and seen:  # BatchNorm cannot train on a single window
                 continue
-            xb = X_t[idx] if augment is None else augment(X_t[idx], gen)
-            xb, yb = xb.to(device), y_t[idx].to(device)
+            xb, yb = X_t[idx].to(device), y_t[idx].to(device)
+            if augment is not None:
+                xb = augment(xb, gen)
             opt.zero_grad(set_to_none=True)
             loss = criterion(model(xb), yb)
             loss.backward()

@@ -19,7 +19,7 @@ from har_assets.errors import PipelineDataError
 from har_assets.ml.datasets import labelled_participants
 from har_assets.ml.hyperparams import EpochStats
 from har_assets.ml.search import SearchConfig, open_study, pruning_callback, run_study, suggest
-from har_assets.ml.split import split_participants
+from har_assets.ml.split import SplitConfig, split_participants
 from har_assets.orchestration.io_manager import HarFileIOManager
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
@@ -87,6 +87,8 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
     cache = WindowCache(fused)
     base_pre, base_model, base_train = preprocessing.to_config(), training.model_cfg(), training.train_cfg()
     split_cfg = training.split_config()
+    if split_cfg.validation is None and split_cfg.validation_share == 0:
+        split_cfg = SplitConfig.model_validate(split_cfg.model_dump() | {"validation_share": space.validation_share})
     study = open_study(optuna_storage.url, space)
 
     def objective(trial: optuna.Trial) -> float:
