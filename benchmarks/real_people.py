@@ -3,6 +3,7 @@
     python benchmarks/real_people.py --raw ../shared/data/hapt-dev              # 5 folds, seeds 0 and 1
     python benchmarks/real_people.py --raw ../shared/data/hapt-dev --gravity separate remove   # modes too
     python benchmarks/real_people.py --raw study/raw --folds 5 --seeds 0 --posture sitting standing
+    python benchmarks/real_people.py --raw ../shared/data/hapt-dev --variant e100:train.epochs=100
 
 A thin caller of `har evaluate` (`har_assets.evaluation`): the default configuration and the
 reference (a plain 1D-CNN-BiLSTM, gravity kept, Adam 1e-3, batch 64, a fixed 30 epochs on the
@@ -37,12 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posture-target", type=float, default=0.85)
     parser.add_argument("--gravity", nargs="*", default=[], choices=["remove", "keep", "separate"],
                         help="also the default with these gravity modes")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=V,KEY=V",
+                        help="also a named variant of the default (as for har evaluate)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         home = HarHome(args.home or Path(tmp))
         tracker = EvaluationTracker(home.local_mlflow_uri(), "har-real-people", home.mlflow_artifact_location())
-        variants = build_variants(ExperimentConfig(), named=[f"gravity={m}:gravity={m}" for m in args.gravity],
+        variants = build_variants(ExperimentConfig(), named=[f"gravity={m}:gravity={m}" for m in args.gravity]
+                                  + args.variant,
                                   reference=True)
         out = run_evaluation(open_cohort(args.raw.resolve()), variants, args.folds, args.seeds, tracker,
                              progress=sys.stderr.isatty())

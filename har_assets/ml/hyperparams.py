@@ -30,7 +30,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(60, ge=1, description="Epochs (the most, when a validation set stops training early).")
+    epochs: int = Field(100, ge=1, description="Epochs (the most, when a validation set stops training early).")
     batch_size: int = Field(64, ge=2, description="Training mini-batch size.")
     lr: float = Field(1e-3, gt=0, description="Initial learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="Weight decay (decoupled for AdamW).")
