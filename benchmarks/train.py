@@ -18,6 +18,7 @@ keep one core each busy meanwhile, as a Dagster daemon or a second training woul
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import resource
@@ -93,6 +94,23 @@ def _spin(stop: mp.Event) -> None:
         sum(range(10_000))
 
 
+def _measure_isolated(ctx, busy: int, *args) -> dict:
+    """`measure(*args)` in a fresh process while `busy` other processes keep one core each busy."""
+    stop = ctx.Event()
+    hogs = [ctx.Process(target=_spin, args=(stop,)) for _ in range(busy)]
+    for hog in hogs:
+        hog.start()
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, *args))
+    proc.start()
+    row = queue.get()
+    proc.join()
+    stop.set()
+    for hog in hogs:
+        hog.join()
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 8000], help="windows per dataset")
@@ -114,21 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         if device == "cuda" and not torch.cuda.is_available():
             print("cuda: skipped (torch.cuda.is_available() is False)")
             continue
-        for n in args.sizes:
-            for threads in args.threads if device == "cpu" else args.threads[:1]:
-                for busy in args.busy:
-                    stop = ctx.Event()
-                    hogs = [ctx.Process(target=_spin, args=(stop,)) for _ in range(busy)]
-                    for hog in hogs:
-                        hog.start()
-                    queue = ctx.Queue()
-                    proc = ctx.Process(target=_child, args=(queue, device, n, args.epochs, threads, data))
-                    proc.start()
-                    rows.append(queue.get() | {"busy": busy})
-                    proc.join()
-                    stop.set()
-                    for hog in hogs:
-                        hog.join()
+        thread_counts = args.threads if device == "cpu" else args.threads[:1]
+        for n, threads, busy in itertools.product(args.sizes, thread_counts, args.busy):
+            rows.append(_measure_isolated(ctx, busy, device, n, args.epochs, threads, data) | {"busy": busy})
     print(f"{'device':<7}{'windows':>8}{'threads':>8}{'busy':>5}{'1st epoch s':>12}{'s/epoch':>9}{'train win/s':>12}"
           f"{'infer win/s':>12}{'peak RSS MB':>12}{'tracemalloc MB':>15}{'CUDA MB':>9}")
     for r in rows:
