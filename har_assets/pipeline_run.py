@@ -15,6 +15,7 @@ import dagster as dg
 
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
+from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.scoring import SCORING_ASSETS
@@ -57,7 +58,8 @@ def _metadata_value(mat: dg.AssetMaterialization | None, key: str) -> Any:
 
 
 def is_up_to_date(instance: dg.DagsterInstance, partition: str, fingerprint: str, config_json: dict) -> bool:
-    """Windows exist and were built from these exact files with this preprocessing config."""
+    """Windows exist and were built from these exact files with this preprocessing config, and no blocking check
+    failed on the latest preprocessing."""
     raw = latest_materialization(instance, "raw_recording", partition)
     fused = latest_materialization(instance, "fused_recording", partition)
     win = latest_materialization(instance, "windows", partition)
@@ -65,7 +67,7 @@ def is_up_to_date(instance: dg.DagsterInstance, partition: str, fingerprint: str
         return False
     same_data = raw.tags.get("dagster/data_version") == fingerprint if raw.tags else False
     same_config = _metadata_value(fused, "preprocess_config") == config_json
-    return same_data and same_config
+    return same_data and same_config and not failed_blocking_checks(instance, [partition])
 
 
 def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, force: bool = False,
@@ -153,8 +155,10 @@ def run_training(instance: dg.DagsterInstance, resources: dict,
     result = step([dataset_split, scaler])
     if not result.success and _is_split_impossible(result):
         return {"status": "skipped", "reason": _failure_message(result)}
-    for pid in instance.get_dynamic_partitions(participants.name) if result.success else []:
-        if resources["har_io"].path_for(dg.AssetKey("windows"), pid) is not None:
+    registered = instance.get_dynamic_partitions(participants.name) if result.success else []
+    rejected = failed_blocking_checks(instance, registered)
+    for pid in registered:
+        if pid not in rejected and resources["har_io"].path_for(dg.AssetKey("windows"), pid) is not None:
             result = step([normalized_windows], pid)
             if not result.success:
                 break
@@ -220,6 +224,11 @@ def model_summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def _failure_message(result: dg.ExecuteInJobResult) -> str:
+    """The failed blocking checks (participant, check, values) if any, else the first step failure's reason."""
+    failed = [failed_check(e.partition or "?", e) for e in result.get_asset_check_evaluations()
+              if not e.passed and e.blocking and e.severity == dg.AssetCheckSeverity.ERROR]
+    if failed:
+        return "; ".join(f.describe() for f in failed)
     for event in result.get_step_failure_events():
         user = event.step_failure_data.user_failure_data
         if user is not None and user.description:
@@ -227,7 +236,4 @@ def _failure_message(result: dg.ExecuteInJobResult) -> str:
         error = event.step_failure_data.error
         if error is not None:
             return error.message.strip().splitlines()[0] if error.message else error.cls_name
-    for event in result.get_asset_check_evaluations():
-        if not event.passed:
-            return f"asset check {event.check_name} failed on {event.asset_key.to_user_string()}"
     return "run failed"

@@ -19,6 +19,10 @@ Scoring: `participant_predictions` of a participant runs when its `raw_recording
 champion changed (the data version of `registered_model` names the champion, so a retrain that
 keeps the incumbent re-scores nobody); `participant_drift` follows its predictions.
 
+Bad data stops there: scoring and normalizing require `all_deps_blocking_checks_passed()` (the
+checks are partitioned by participant, so one participant's failure blocks only that participant),
+and `dataset_split` leaves out participants whose latest preprocessing failed a blocking check.
+
 Runs requested by the sensors carry the tag `har/trigger`.
 """
 
@@ -69,7 +73,8 @@ def normalize_condition() -> dg.AutomationCondition:
                 & ~AC.any_deps_missing() & ~AC.any_deps_in_progress()).with_label("its windows changed")
     rescale = _split_changed(also=~AC.any_deps_missing().allow(windows)).with_label(
         "the split changed: normalize with the new scaler")
-    return ((newcomer | rescale) & ~AC.in_progress()).with_label("normalize after the split saw the windows")
+    return ((newcomer | rescale) & ~AC.in_progress() & AC.all_deps_blocking_checks_passed()).with_label(
+        "normalize after the split saw the windows")
 
 
 def after(upstream: str) -> dg.AutomationCondition:
@@ -83,7 +88,7 @@ def score_condition() -> dg.AutomationCondition:
     new_recording = AC.any_deps_match(AC.newly_updated()).allow(recording).with_label("its recording changed")
     new_champion = AC.any_deps_match(AC.data_version_changed()).allow(registry).with_label("the champion changed")
     return ((new_recording | new_champion) & ~AC.any_deps_missing() & ~AC.any_deps_in_progress()
-            & ~AC.in_progress()).with_label("score with the current champion")
+            & ~AC.in_progress() & AC.all_deps_blocking_checks_passed()).with_label("score with the current champion")
 
 
 def _automation_sensor(name: str, group: str, autostart_var: str, trigger: str,

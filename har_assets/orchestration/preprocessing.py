@@ -13,6 +13,7 @@ import polars as pl
 
 from har_assets.config import PreprocessConfig
 from har_assets.errors import PipelineDataError, RawDataError
+from har_assets.orchestration.check_gate import partitioned_specs
 from har_assets.orchestration.markdown import frame_table
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
@@ -53,14 +54,9 @@ def _check_results(results: list[checks.CheckOutcome]) -> Iterator[dg.AssetCheck
         )
 
 
-def _specs(asset: str, names: dict[str, tuple[str, bool]]) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(name, asset=asset, description=desc, blocking=blocking)
-            for name, (desc, blocking) in names.items()]
-
-
 @dg.asset(
     partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="raw-2", kinds={"polars"},
-    check_specs=_specs("raw_recording", checks.RAW_CHECKS),
+    check_specs=partitioned_specs("raw_recording", checks.RAW_CHECKS),
     description="Both sensors of one participant read from its raw folder, in SI units, with labels. "
                 "Its data version is the content hash of the participant's files.",
 )
@@ -95,7 +91,7 @@ def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
 
 @dg.asset(
     partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="fused-2", kinds={"polars"},
-    check_specs=_specs("fused_recording", checks.FUSED_CHECKS),
+    check_specs=partitioned_specs("fused_recording", checks.FUSED_CHECKS),
     description="Accelerometer and gyroscope interpolated onto one uniform clock at target_hz, split into "
                 "segments at gaps (never interpolated across), with each sample's activity label. A sensor "
                 "faster than target_hz is low-passed first (anti-aliasing; antialias_hz_* = 0: none needed).",
@@ -128,7 +124,7 @@ def fused_recording(context: dg.AssetExecutionContext, raw_recording: RawRecordi
 
 @dg.asset(
     partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="filtered-1", kinds={"scipy"},
-    check_specs=_specs("filtered_recording", checks.FILTERED_CHECKS),
+    check_specs=partitioned_specs("filtered_recording", checks.FILTERED_CHECKS),
     description="Gravity handled per the config (remove / keep / separate), zero-phase Butterworth per segment.",
 )
 def filtered_recording(context: dg.AssetExecutionContext, fused_recording: pl.DataFrame,
@@ -147,7 +143,7 @@ def filtered_recording(context: dg.AssetExecutionContext, fused_recording: pl.Da
 
 @dg.asset(
     partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="windows-1", kinds={"numpy"},
-    check_specs=_specs("windows", checks.WINDOW_CHECKS),
+    check_specs=partitioned_specs("windows", checks.WINDOW_CHECKS),
     description="Fixed-size windows within segments; labelled with the majority activity if it covers enough "
                 "of the window, else unlabelled.",
 )

@@ -14,6 +14,7 @@ import polars as pl
 from pydantic import create_model
 
 from har_assets.orchestration import automation
+from har_assets.orchestration.check_gate import failed_blocking_checks, partitioned_specs
 from har_assets.orchestration.markdown import frame_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
@@ -45,6 +46,15 @@ def load_champion(mlflow_tracking: MlflowTracking, version: str | None = None) -
                          allow_retries=False) from exc
 
 
+def refuse_failed_recording(instance: dg.DagsterInstance, pid: str) -> None:
+    """dg.Failure naming check and values when the participant's latest raw_recording failed a blocking check."""
+    failed = failed_blocking_checks(instance, [pid], ["raw_recording"]).get(pid)
+    if failed:
+        raise dg.Failure(description="; ".join(f.describe() for f in failed) + ": not scored until the recording "
+                         "is fixed and raw_recording passes its checks", allow_retries=False,
+                         metadata={"participant": pid, "failed_checks": [f"{f.asset}.{f.check}" for f in failed]})
+
+
 _DriftBase = create_model(  # type: ignore[call-overload]
     "_DriftBase", __base__=dg.ConfigurableResource,
     **{name: (info.annotation, info.default) for name, info in DriftThresholds.model_fields.items()},
@@ -73,6 +83,7 @@ def build_scoring_resources() -> dict[str, Any]:
 def participant_predictions(context: dg.AssetExecutionContext, raw_recording: RawRecording,
                             mlflow_tracking: MlflowTracking) -> dg.Output:
     pid = context.partition_key
+    refuse_failed_recording(context.instance, pid)
     model = load_champion(mlflow_tracking)
     with failing_clearly(pid):
         pred = model.predict_recording(raw_recording)
@@ -106,8 +117,7 @@ def _check_results(outcomes: list[DriftCheck]) -> Iterator[dg.AssetCheckResult]:
 @dg.asset(
     partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="drift-1", kinds={"numpy"},
     automation_condition=automation.after("participant_predictions"),
-    check_specs=[dg.AssetCheckSpec(name, asset="participant_drift", description=desc)
-                 for name, (desc, _) in DRIFT_CHECKS.items()],
+    check_specs=partitioned_specs("participant_drift", {n: (desc, False) for n, (desc, _) in DRIFT_CHECKS.items()}),
     description="The participant's preprocessed signal statistics (per-channel mean/std, acceleration magnitude) "
                 "and predicted class shares next to the training data's (the scaler in the model bundle); the "
                 "checks fail when they differ beyond the drift_thresholds resource's limits.",

@@ -34,6 +34,7 @@ from har_assets.ml.hyperparams import EpochStats
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.split import DatasetSplit, SplitError, split_participants
 from har_assets.orchestration import automation
+from har_assets.orchestration.check_gate import failed_blocking_checks
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
@@ -118,6 +119,11 @@ def dataset_split(context: dg.AssetExecutionContext, windows: dict[str, WindowSe
                   training: TrainingResource) -> dg.Output[DatasetSplit]:
     registered = context.instance.get_dynamic_partitions(participants.name)
     missing = sorted(set(registered) - set(windows))
+    rejected = failed_blocking_checks(context.instance, sorted(windows))
+    for found in rejected.values():
+        for failure in found:
+            context.log.warning(f"left out of the split: {failure.describe()}")
+    windows = {p: w for p, w in windows.items() if p not in rejected}
     labelled, unlabelled = labelled_participants(windows)
     try:
         split = split_participants(labelled, training.split_config(), unlabelled)
@@ -135,6 +141,8 @@ def dataset_split(context: dg.AssetExecutionContext, windows: dict[str, WindowSe
     return dg.Output(split, data_version=dg.DataVersion(split.version()), metadata={
         "train": split.train, "validation": split.validation, "test": split.test,
         "excluded_unlabelled": split.unlabelled, "missing_windows": missing, "unused": split.unused,
+        "excluded_failed_checks": dg.MetadataValue.json({p: [f"{f.asset}.{f.check}" for f in found]
+                                                         for p, found in rejected.items()}),
         "labelled_participants": len(labelled),
         "participants": md_table(["participant", "role", "labelled windows", "windows"], rows),
     })
