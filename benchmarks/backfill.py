@@ -32,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+from har_assets.cli import LOCAL_MAX_CONCURRENT_RUNS, local_instance_yaml
 from har_assets.demo import write_demo_dataset
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -107,11 +108,6 @@ class TreeSampler(threading.Thread):
             self.stop_event.wait(self.interval_s)
 
 
-def instance_yaml(max_concurrent_runs: int) -> str:
-    return ("# benchmarks/backfill.py: the local instance of `har dev`, run queue limit set by the benchmark\n"
-            f"concurrency:\n  runs:\n    max_concurrent_runs: {max_concurrent_runs}\ntelemetry:\n  enabled: false\n")
-
-
 def run_benchmark(participants: int, minutes: float, max_concurrent_runs: int, timeout_s: float, fmt: str,
                   workdir: Path) -> dict:
     import dagster as dg
@@ -119,7 +115,7 @@ def run_benchmark(participants: int, minutes: float, max_concurrent_runs: int, t
     home = workdir / "home"
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text(instance_yaml(max_concurrent_runs))
+    (dagster_home / "dagster.yaml").write_text(local_instance_yaml(max_concurrent_runs))
     start = time.perf_counter()
     ids = write_demo_dataset(home / "raw", participants, seed=11, minutes=minutes, fmt=fmt)
     write_s = time.perf_counter() - start
@@ -204,7 +200,8 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=3.0, help="recording length of each demo participant")
     parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
-    parser.add_argument("--max-concurrent-runs", type=int, default=2, help="the instance's run queue limit")
+    parser.add_argument("--max-concurrent-runs", type=int, default=LOCAL_MAX_CONCURRENT_RUNS,
+                        help="the run queue limit (default: the local instance's)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()

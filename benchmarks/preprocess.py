@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from har_assets.cli import LOCAL_INSTANCE_YAML
+from har_assets.cli import local_instance_yaml
 from har_assets.config import PreprocessConfig
 from har_assets.demo import write_demo_dataset
 from har_assets.raw.layout import locate_files
@@ -143,7 +143,7 @@ def bench_backfill(participants: int, minutes: float, workdir: Path, timeout_s: 
     home = workdir / "backfill_home"
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML)
+    (dagster_home / "dagster.yaml").write_text(local_instance_yaml())
     start = time.perf_counter()
     ids = write_demo_dataset(home / "raw", participants, seed=11, minutes=minutes)
     write_s = time.perf_counter() - start

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
-from har_assets.cli import main
+from har_assets.cli import local_instance_yaml, main, prepare_home
+from har_assets.home import HarHome
 
 HAR = [sys.executable, "-m", "har_assets.cli"]
 
@@ -24,6 +26,21 @@ def test_demo_data_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert not (tmp_path / "p002" / "labels.csv").exists()
     with pytest.raises(FileExistsError, match="p001"):
         main(["demo-data", "--participants", "1", "--out", str(tmp_path), "--minutes", "1"])
+
+
+def test_local_instance_is_written_upgraded_and_opens(tmp_path: Path) -> None:
+    home = HarHome(tmp_path / "home")
+    yaml = home.dagster_home / "dagster.yaml"
+    yaml.parent.mkdir(parents=True)
+    yaml.write_text(local_instance_yaml().splitlines()[0] + "\nconcurrency:\n  runs:\n    max_concurrent_runs: 2\n")
+    prepare_home(home, demo_participants=0, demo_minutes=1, seed=0)
+    assert yaml.read_text() == local_instance_yaml()  # an older file of ours is upgraded
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+    yaml.write_text("# my own instance\ntelemetry:\n  enabled: false\n")
+    prepare_home(home, demo_participants=0, demo_minutes=1, seed=0)
+    assert yaml.read_text().startswith("# my own instance")  # a user's own is left alone
 
 
 def test_pipeline_json_then_up_to_date_then_changed(tmp_path: Path) -> None:

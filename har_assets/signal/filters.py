@@ -6,17 +6,23 @@ import itertools
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
+
+# scipy.signal (~0.6 s to import) is imported where a filter runs: the code location, loaded by every
+# webserver, daemon, code server and sensor process, does not need it.
 
 
 @lru_cache(maxsize=32)
 def butter_sos(order: int, cutoff_hz: float, fs: float, kind: str) -> np.ndarray:
     """Second-order sections of a Butterworth `kind` ('lowpass' / 'highpass') filter."""
+    from scipy.signal import butter
+
     return butter(order, cutoff_hz, btype=kind, fs=fs, output="sos")
 
 
 def zero_phase(sos: np.ndarray, x: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Filter the rows of x (n, k) forward and backward, each run [bounds[i], bounds[i+1]) on its own."""
+    from scipy.signal import sosfiltfilt
+
     out = np.empty_like(x)
     default_pad = 3 * (2 * len(sos) + 1)
     for lo, hi in itertools.pairwise(bounds):
