@@ -13,7 +13,7 @@ from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.scoring import SCORING_ASSETS, build_scoring_resources
-from har_assets.orchestration.sensors import new_participant_sensor
+from har_assets.orchestration.sensors import isolate_failed_batches, new_participant_sensor
 from har_assets.orchestration.training import TRAINING_ASSETS, train_and_evaluate_job
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.orchestration.tuning import OptunaStorage, hyperparameter_search_job
@@ -40,7 +40,7 @@ def build_definitions(home: HarHome) -> dg.Definitions:
     return dg.Definitions(
         assets=[*PREPROCESSING_ASSETS, *TRAINING_ASSETS, *SCORING_ASSETS],
         jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
-        sensors=[new_participant_sensor, retrain_sensor, scoring_sensor],
+        sensors=[new_participant_sensor, isolate_failed_batches, retrain_sensor, scoring_sensor],
         resources=build_resources(home),
         executor=dg.in_process_executor,
     )

@@ -65,7 +65,7 @@ def is_up_to_date(instance: dg.DagsterInstance, partition: str, fingerprint: str
     win = latest_materialization(instance, "windows", partition)
     if raw is None or fused is None or win is None:
         return False
-    same_data = raw.tags.get("dagster/data_version") == fingerprint if raw.tags else False
+    same_data = _metadata_value(raw, "raw_fingerprint") == fingerprint  # a batch stores no per-partition data version
     same_config = _metadata_value(fused, "preprocess_config") == config_json
     return same_data and same_config and not failed_blocking_checks(instance, [partition])
 

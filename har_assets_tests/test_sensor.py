@@ -44,8 +44,12 @@ def test_new_participants_become_partitions_and_runs(tmp_path: Path, instance: d
     result, cursor = tick(instance, tmp_path, None)
     assert isinstance(result, dg.SensorResult)
     assert result.dynamic_partitions_requests[0].partition_keys == ["p01", "p02"]
-    assert [r.partition_key for r in result.run_requests] == ["p01", "p02"]
-    assert len({r.run_key for r in result.run_requests}) == 2
+    [backfill] = result.run_requests  # several participants at once: one backfill, batched by the backfill policy
+    assert backfill.requires_backfill_daemon()
+    subsets = backfill.asset_graph_subset.partitions_subsets_by_asset_key
+    assert {k.to_user_string() for k in subsets} == {"raw_recording", "fused_recording", "filtered_recording",
+                                                      "windows"}
+    assert all(sorted(s.get_partition_keys()) == ["p01", "p02"] for s in subsets.values())
     # a restart with the stored cursor requests nothing again
     again, _ = tick(instance, tmp_path, cursor)
     assert isinstance(again, dg.SkipReason) and "2 unchanged" in again.skip_message

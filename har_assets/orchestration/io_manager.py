@@ -74,15 +74,30 @@ class HarFileIOManager(dg.ConfigurableIOManager):
         return None
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        """Store one value, or for a step over several partitions a {partition: value} dict (one file each)."""
         if obj is None:
             return
-        partition = context.asset_partition_key if context.has_asset_partitions else None
+        if not context.has_asset_partitions:
+            self._store(context.asset_key, None, obj)
+            return
+        partitions = context.asset_partition_keys
+        if len(partitions) == 1:
+            path = self._store(context.asset_key, partitions[0], obj)
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+            return
+        if not isinstance(obj, dict) or set(obj) != set(partitions):
+            raise TypeError(f"a step over {len(partitions)} partitions of {context.asset_key.to_user_string()} "
+                            "must return a dict with exactly those partitions")
+        for partition in partitions:
+            self._store(context.asset_key, partition, obj[partition])
+
+    def _store(self, asset_key: dg.AssetKey, partition: str | None, obj: Any) -> Path:
         suffix = _suffix_for(obj)
-        path = self._stem(context.asset_key, partition)
+        path = self._stem(asset_key, partition)
         path = path.with_name(path.name + suffix)
         _, writer, _ = FORMATS[suffix]
         atomic_write(path, lambda tmp: writer(obj, tmp))
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        return path
 
     def _load(self, asset_key: dg.AssetKey, partition: str | None) -> Any:
         path = self.path_for(asset_key, partition)

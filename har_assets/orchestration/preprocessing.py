@@ -1,7 +1,9 @@
 """Per-participant preprocessing assets: raw_recording → fused_recording → filtered_recording → windows.
 
 Thin shells over har_assets.raw and har_assets.signal: they read config from resources, call
-the pure functions, and report metadata and asset checks for the Dagster UI.
+the pure functions, and report metadata and asset checks for the Dagster UI. Each step covers
+one participant (sensor runs, "Materialize" of a partition) or a batch of them (backfills): see
+participant_batches for what a batch keeps per participant.
 """
 
 
@@ -15,7 +17,13 @@ from har_assets.config import PreprocessConfig
 from har_assets.errors import PipelineDataError, RawDataError
 from har_assets.orchestration.check_gate import partitioned_specs
 from har_assets.orchestration.markdown import frame_table
-from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.participant_batches import (
+    OneOrBatch,
+    StageResult,
+    by_participant,
+    participant_asset,
+    run_stage,
+)
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.raw.layout import ParticipantFolderError, locate_files
 from har_assets.raw.reader import read_files
@@ -27,10 +35,6 @@ from har_assets.signal.pipeline import fuse_recording, window_recording
 
 GROUP = "preprocessing"
 IO = "har_io"
-# Backfill policy: Dagster's default for assets without one, one run per participant. A corrupt
-# participant then fails only its own run, and every partition keeps its own metadata, data version
-# and check results; throughput comes from the run queue running several participants at once. (An
-# explicit `backfill_policy=` is still a beta parameter that warns in every run's log.)
 
 
 @contextmanager
@@ -46,35 +50,32 @@ def failing_clearly(participant: str) -> Iterator[None]:
         raise dg.Failure(description=str(exc), metadata={"participant": participant}, allow_retries=False) from exc
 
 
-def _check_results(results: list[checks.CheckOutcome]) -> Iterator[dg.AssetCheckResult]:
-    for r in results:
-        yield dg.AssetCheckResult(
-            check_name=r.name, passed=r.passed, metadata={"detail": r.detail, **r.values},
-            severity=dg.AssetCheckSeverity.ERROR if r.blocking else dg.AssetCheckSeverity.WARN,
-        )
+Events = Iterator[dg.Output | dg.AssetCheckResult | dg.AssetCheckEvaluation]
 
 
-@dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="raw-2", kinds={"polars"},
+@participant_asset(
+    group_name=GROUP, io_manager_key=IO, code_version="raw-2", kinds={"polars"},
     check_specs=partitioned_specs("raw_recording", checks.RAW_CHECKS),
     description="Both sensors of one participant read from its raw folder, in SI units, with labels. "
-                "Its data version is the content hash of the participant's files.",
+                "Its data version (in a run of one participant) and its raw_fingerprint are the content hash "
+                "of the participant's files.",
 )
 def raw_recording(context: dg.AssetExecutionContext, raw_store: RawStore,
-                  preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    pid = context.partition_key
+                  preprocessing: PreprocessingResource) -> Events:
     cfg = preprocessing.to_config()
-    with failing_clearly(pid):
-        files = locate_files(raw_store.folder(pid))
-        rec = read_files(files, cfg)
-    outcomes = checks.raw_checks(rec, cfg)
-    yield dg.Output(rec, data_version=dg.DataVersion(rec.fingerprint()), metadata=raw_metadata(rec, cfg))
-    yield from _check_results(outcomes)
+
+    def one(pid: str, _: None) -> StageResult:
+        with failing_clearly(pid):
+            rec = read_files(locate_files(raw_store.folder(pid)), cfg)
+        return StageResult(rec, raw_metadata(rec, cfg), checks.raw_checks(rec, cfg), data_version=rec.fingerprint())
+
+    yield from run_stage(context, dict.fromkeys(context.partition_keys), one)
 
 
 def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
     meta = rec.meta
     return {
+        "raw_fingerprint": rec.fingerprint(),
         "accelerometer_samples": rec.accel.height,
         "gyroscope_samples": rec.gyro.height,
         "accelerometer_native_hz": round(measured_hz(rec.accel["t_ms"].to_numpy()), 2),
@@ -89,79 +90,87 @@ def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
     }
 
 
-@dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="fused-2", kinds={"polars"},
+@participant_asset(
+    group_name=GROUP, io_manager_key=IO, code_version="fused-2", kinds={"polars"},
     check_specs=partitioned_specs("fused_recording", checks.FUSED_CHECKS),
     description="Accelerometer and gyroscope interpolated onto one uniform clock at target_hz, split into "
                 "segments at gaps (never interpolated across), with each sample's activity label. A sensor "
                 "faster than target_hz is low-passed first (anti-aliasing; antialias_hz_* = 0: none needed).",
 )
-def fused_recording(context: dg.AssetExecutionContext, raw_recording: RawRecording,
-                    preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def fused_recording(context: dg.AssetExecutionContext, raw_recording: OneOrBatch,
+                    preprocessing: PreprocessingResource) -> Events:
     cfg = preprocessing.to_config()
-    with failing_clearly(context.partition_key):
-        fused, stats = fuse_recording(raw_recording, cfg)
-    outcomes = checks.fused_checks(fused, stats, cfg)
-    yield dg.Output(fused, metadata={
-        "fused_samples": stats.fused_samples,
-        "segments": stats.segments,
-        "duration_s": round(stats.duration_s, 2),
-        "target_hz": cfg.target_hz,
-        "accelerometer_native_hz": round(stats.accel.native_hz, 2),
-        "gyroscope_native_hz": round(stats.gyro.native_hz, 2),
-        "antialias_hz_accelerometer": stats.accel.antialias_hz or 0.0,
-        "antialias_hz_gyroscope": stats.gyro.antialias_hz or 0.0,
-        "gaps_accelerometer": stats.accel.gaps,
-        "gaps_gyroscope": stats.gyro.gaps,
-        "gap_seconds": round(max(stats.accel.gap_seconds, stats.gyro.gap_seconds), 2),
-        "samples_lost_share": round(stats.lost_share, 4),
-        "short_spans_dropped": stats.dropped_short_spans,
-        "labelled_share": round(float(fused["label"].is_not_null().mean() or 0.0), 4),
-        "preprocess_config": dg.MetadataValue.json(cfg.model_dump(mode="json")),
-    })
-    yield from _check_results(outcomes)
+
+    def one(pid: str, rec: RawRecording) -> StageResult:
+        with failing_clearly(pid):
+            fused, stats = fuse_recording(rec, cfg)
+        return StageResult(fused, {
+            "fused_samples": stats.fused_samples,
+            "segments": stats.segments,
+            "duration_s": round(stats.duration_s, 2),
+            "target_hz": cfg.target_hz,
+            "accelerometer_native_hz": round(stats.accel.native_hz, 2),
+            "gyroscope_native_hz": round(stats.gyro.native_hz, 2),
+            "antialias_hz_accelerometer": stats.accel.antialias_hz or 0.0,
+            "antialias_hz_gyroscope": stats.gyro.antialias_hz or 0.0,
+            "gaps_accelerometer": stats.accel.gaps,
+            "gaps_gyroscope": stats.gyro.gaps,
+            "gap_seconds": round(max(stats.accel.gap_seconds, stats.gyro.gap_seconds), 2),
+            "samples_lost_share": round(stats.lost_share, 4),
+            "short_spans_dropped": stats.dropped_short_spans,
+            "labelled_share": round(float(fused["label"].is_not_null().mean() or 0.0), 4),
+            "preprocess_config": dg.MetadataValue.json(cfg.model_dump(mode="json")),
+        }, checks.fused_checks(fused, stats, cfg))
+
+    yield from run_stage(context, by_participant(context, raw_recording), one)
 
 
-@dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="filtered-1", kinds={"scipy"},
+@participant_asset(
+    group_name=GROUP, io_manager_key=IO, code_version="filtered-1", kinds={"scipy"},
     check_specs=partitioned_specs("filtered_recording", checks.FILTERED_CHECKS),
     description="Gravity handled per the config (remove / keep / separate), zero-phase Butterworth per segment.",
 )
-def filtered_recording(context: dg.AssetExecutionContext, fused_recording: pl.DataFrame,
-                       preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def filtered_recording(context: dg.AssetExecutionContext, fused_recording: OneOrBatch,
+                       preprocessing: PreprocessingResource) -> Events:
     cfg = preprocessing.to_config()
-    filtered = apply_gravity_handling(fused_recording, cfg)
-    stats = filtered.select(cfg.channels).describe().filter(pl.col("statistic").is_in(["mean", "std"]))
-    yield dg.Output(filtered, metadata={
-        "gravity": cfg.gravity.value,
-        "channels": list(cfg.channels),
-        "samples": filtered.height,
-        "channel_stats": frame_table(stats),
-    })
-    yield from _check_results(checks.filtered_checks(filtered, cfg))
+
+    def one(pid: str, fused: pl.DataFrame) -> StageResult:
+        filtered = apply_gravity_handling(fused, cfg)
+        stats = filtered.select(cfg.channels).describe().filter(pl.col("statistic").is_in(["mean", "std"]))
+        return StageResult(filtered, {
+            "gravity": cfg.gravity.value,
+            "channels": list(cfg.channels),
+            "samples": filtered.height,
+            "channel_stats": frame_table(stats),
+        }, checks.filtered_checks(filtered, cfg))
+
+    yield from run_stage(context, by_participant(context, fused_recording), one)
 
 
-@dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="windows-1", kinds={"numpy"},
+@participant_asset(
+    group_name=GROUP, io_manager_key=IO, code_version="windows-1", kinds={"numpy"},
     check_specs=partitioned_specs("windows", checks.WINDOW_CHECKS),
     description="Fixed-size windows within segments; labelled with the majority activity if it covers enough "
                 "of the window, else unlabelled.",
 )
-def windows(context: dg.AssetExecutionContext, filtered_recording: pl.DataFrame,
-            preprocessing: PreprocessingResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def windows(context: dg.AssetExecutionContext, filtered_recording: OneOrBatch,
+            preprocessing: PreprocessingResource) -> Events:
     cfg = preprocessing.to_config()
-    with failing_clearly(context.partition_key):
-        ws = window_recording(context.partition_key, filtered_recording, cfg)
-    counts = ws.class_counts()
-    yield dg.Output(ws, metadata={
-        "windows": len(ws),
-        "labelled_windows": int(ws.labeled.sum()),
-        "unlabelled_windows": int((~ws.labeled).sum()),
-        "window_shape": list(ws.X.shape[1:]),
-        "windows_per_class": dg.MetadataValue.json(counts),
-        "classes": len(counts),
-    })
-    yield from _check_results(checks.window_checks(ws))
+
+    def one(pid: str, filtered: pl.DataFrame) -> StageResult:
+        with failing_clearly(pid):
+            ws = window_recording(pid, filtered, cfg)
+        counts = ws.class_counts()
+        return StageResult(ws, {
+            "windows": len(ws),
+            "labelled_windows": int(ws.labeled.sum()),
+            "unlabelled_windows": int((~ws.labeled).sum()),
+            "window_shape": list(ws.X.shape[1:]),
+            "windows_per_class": dg.MetadataValue.json(counts),
+            "classes": len(counts),
+        }, checks.window_checks(ws))
+
+    yield from run_stage(context, by_participant(context, filtered_recording), one)
 
 
 PREPROCESSING_ASSETS = [raw_recording, fused_recording, filtered_recording, windows]

@@ -1,4 +1,5 @@
-"""`new_participant_sensor`: a new or changed participant folder becomes a partition and a run."""
+"""`new_participant_sensor`: a new or changed participant folder becomes a partition and a run.
+`isolate_failed_batches`: a failed backfill batch is re-run one participant per run."""
 
 
 import json
@@ -8,6 +9,7 @@ import dagster as dg
 
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import RawStore
 from har_assets.orchestration.sensor_status import default_status
 from har_assets.raw.scan import scan_raw_root
@@ -15,10 +17,11 @@ from har_assets.raw.scan import scan_raw_root
 SETTLE_SECONDS = 10.0
 
 
-@dg.sensor(job=preprocess_job, minimum_interval_seconds=30,
+@dg.sensor(asset_selection=dg.AssetSelection.assets(*PREPROCESSING_ASSETS), minimum_interval_seconds=30,
            default_status=default_status("HAR_AUTOSTART_SENSOR"),  # 0: e.g. ingestion only by backfills
-           description="Scans the raw root; adds each new valid participant as a partition and requests a run for "
-                       "it, and re-requests participants whose files' content changed.")
+           description="Scans the raw root; adds each new valid participant as a partition, and requests a run for "
+                       "one new or changed participant, or a backfill (batched, PARTICIPANTS_PER_RUN per run) for "
+                       "several: a study dropped in at once is processed at the speed of the work.")
 def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore) -> dg.SensorResult | dg.SkipReason:
     previous = json.loads(context.cursor) if context.cursor else None
     scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS)
@@ -31,9 +34,48 @@ def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawSt
     existing = set(context.instance.get_dynamic_partitions(participants.name))
     new = sorted(set(scan.to_request) - existing)
     context.log.info(scan.summary())
+    if len(scan.to_request) == 1:
+        [(pid, fp)] = scan.to_request.items()
+        requests = [dg.RunRequest(partition_key=pid, run_key=f"{pid}:{fp}", tags={"har/raw_fingerprint": fp})]
+    else:
+        requests = [backfill_request(sorted(scan.to_request))]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=pid, run_key=f"{pid}:{fp}", tags={"har/raw_fingerprint": fp})
-                      for pid, fp in sorted(scan.to_request.items())],
+        run_requests=requests,
         dynamic_partitions_requests=[participants.build_add_request(new)] if new else [],
         cursor=cursor,
     )
+
+
+def backfill_request(pids: list[str]) -> dg.RunRequest:
+    """A request that the daemon turns into an asset backfill of the preprocessing assets over `pids`, batched
+    by their backfill policy (what "Materialize" of these partitions in the UI creates). Dagster keeps the
+    constructor private in 1.13 (its argument, AssetGraphSubset, is not public API)."""
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+
+    subset = participants.empty_subset().with_partition_keys(pids)
+    graph = AssetGraphSubset(partitions_subsets_by_asset_key=dict.fromkeys(sorted(PREPROCESSING_KEYS), subset),
+                             non_partitioned_asset_keys=set())
+    return dg.RunRequest.for_asset_graph_subset(graph, tags={"har/participants": str(len(pids))})
+
+
+PREPROCESSING_KEYS = {key for asset in PREPROCESSING_ASSETS for key in asset.keys}
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+@dg.run_failure_sensor(request_job=preprocess_job, minimum_interval_seconds=30,
+                       default_status=default_status("HAR_AUTOSTART_SENSOR"),
+                       description="A failed preprocessing batch (a backfill run over several participants, which "
+                                   "stores nothing when one of them fails) is re-run one participant per run: the "
+                                   "good ones materialize, the bad one fails on its own with its own error.")
+def isolate_failed_batches(context: dg.RunFailureSensorContext) -> list[dg.RunRequest] | dg.SkipReason:
+    run = context.dagster_run
+    start, end = (run.tags.get(tag) for tag in RANGE_TAGS)
+    if not start or not end or start == end or not (run.asset_selection or set()) <= PREPROCESSING_KEYS:
+        return dg.SkipReason(f"run {run.run_id} is not a preprocessing batch")
+    registered = context.instance.get_dynamic_partitions(participants.name)  # a range is in registration order
+    if start not in registered or end not in registered:
+        return dg.SkipReason(f"batch {run.run_id} covers {start}..{end}, which are no longer both registered")
+    pids = registered[registered.index(start):registered.index(end) + 1]
+    context.log.info(f"re-running the {len(pids)} participants of failed batch {run.run_id} one per run")
+    return [dg.RunRequest(partition_key=pid, run_key=f"isolate:{run.run_id}:{pid}",
+                          tags={"har/isolated_from": run.run_id}) for pid in pids]

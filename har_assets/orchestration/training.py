@@ -72,7 +72,8 @@ def input_lineage(instance: dg.DagsterInstance, split: DatasetSplit) -> dict[str
         raw_mat = raw.asset_materialization if raw else None
         lineage[pid] = {
             "role": split.role_of(pid),
-            "raw_data_version": raw_mat.tags.get("dagster/data_version") if raw_mat and raw_mat.tags else None,
+            "raw_data_version": raw_mat.metadata["raw_fingerprint"].value
+            if raw_mat and "raw_fingerprint" in raw_mat.metadata else None,
             "windows_sha": split.fingerprints.get(pid),
             "windows_run_id": win.run_id if win else None,
             "windows_materialized_at": win.timestamp if win else None,
