@@ -174,6 +174,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_participants_remove(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from har_assets.orchestration.participant_removal import ParticipantRemoval, remove_from_instance
+
+    deployed = os.environ.get("DAGSTER_HOME")  # e.g. compose's PostgreSQL instance: the one the sensors use
+    home = _home(args)
+    if deployed and not args.home:
+        os.environ["DAGSTER_HOME"] = deployed
+    else:
+        prepare_home(home, demo_participants=0, demo_minutes=1, seed=0)
+    with dg.DagsterInstance.get() as instance:
+        record = remove_from_instance(instance, ParticipantRemoval.for_home(home), args.participant,
+                                      by=f"har participants remove ({os.environ.get('USER', 'unknown user')})",
+                                      reason=args.reason)
+    if record is None:
+        print(f"har participants remove: '{args.participant}' is not a registered participant of {home.root}",
+              file=sys.stderr)
+        return 2
+    print(f"removed '{record.participant}' ({record.reason}): partition deleted, {len(record.files)} stored files "
+          f"archived to {record.archived_to}; audit: {home.audit_file}. Its raw folder, if still there, is skipped "
+          "from now on; the next split and model are made without it.")
+    return 0
+
+
 EVALUATE_HELP = """\
 Cross-validate by participant: each fold's test people are never seen in training. Every variant
 is trained and tested on the same folds with the platform's own preprocessing and training code
@@ -242,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--demo-minutes", type=float, default=8.0)
     ev.add_argument("--seed", type=int, default=0, help="demo data seed")
     ev.set_defaults(func=_cmd_evaluate)
+
+    parts = sub.add_parser("participants", help="manage the study's participants")
+    parts_sub = parts.add_subparsers(dest="action", required=True)
+    rm = parts_sub.add_parser("remove", help="remove (withdraw) a participant: partition deleted, stored assets "
+                                             "archived, audited; retrained without them")
+    rm.add_argument("participant")
+    rm.add_argument("--reason", required=True, help="why, for the audit record (e.g. 'withdrew consent')")
+    rm.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    rm.set_defaults(func=_cmd_participants_remove)
 
     srv = sub.add_parser("serve", help="run the inference API (FastAPI on uvicorn) for the registered model")
     srv.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")

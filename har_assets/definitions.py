@@ -10,6 +10,7 @@ from har_assets.orchestration.io_manager import HarFileIOManager
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.json_io import JsonIOManager
 from har_assets.orchestration.mlflow_resource import MlflowTracking
+from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS, ParticipantRemoval
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.scoring import SCORING_ASSETS, build_scoring_resources
@@ -25,6 +26,7 @@ def build_resources(home: HarHome) -> dict:
     return {
         "raw_store": RawStore(root=str(home.raw)),
         "preprocessing": PreprocessingResource.from_config(home.preprocess_config()),
+        "participant_removal": ParticipantRemoval.for_home(home),
         "har_io": HarFileIOManager(base_dir=str(home.assets)),
         "har_json": JsonIOManager(base_dir=str(home.assets)),
         "training": TrainingResource(),
@@ -38,7 +40,7 @@ def build_resources(home: HarHome) -> dict:
 
 def build_definitions(home: HarHome) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*PREPROCESSING_ASSETS, *TRAINING_ASSETS, *SCORING_ASSETS],
+        assets=[*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS],
         jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
         sensors=[new_participant_sensor, isolate_failed_batches, retrain_sensor, scoring_sensor],
         resources=build_resources(home),

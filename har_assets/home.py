@@ -61,6 +61,17 @@ class HarHome:
         return f"sqlite:///{self.optuna / 'optuna.db'}"
 
     @property
+    def audit_file(self) -> Path:
+        """Append-only record of participants removed from the study (JSON lines). Inside the asset store (no
+        asset key starts with a dot), so every deployment that keeps the assets keeps it."""
+        return self.assets / ".audit" / "participants.jsonl"
+
+    @property
+    def removed_archive(self) -> Path:
+        """Where a removed participant's stored assets are moved to (inside the asset store, on the same volume)."""
+        return self.assets / ".removed"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster_home"
 

@@ -16,6 +16,7 @@ import dagster as dg
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
+from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.scoring import SCORING_ASSETS
@@ -30,7 +31,7 @@ from har_assets.orchestration.training import (
 )
 from har_assets.raw.scan import scan_raw_root
 
-ALL_ASSETS = [*PREPROCESSING_ASSETS, *TRAINING_ASSETS, *SCORING_ASSETS]
+ALL_ASSETS = [*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS]
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run log stays in the instance
 SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
@@ -79,13 +80,13 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     instance = instance or dg.DagsterInstance.get()
     resources = {**build_resources(home), **(resources or {})}
     config_json = resources["preprocessing"].to_config().model_dump(mode="json")
-    scan = scan_raw_root(home.raw, None, settle_s=0.0)
+    scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=set(resources["participant_removal"].removed()))
     found = scan.to_request
     instance.add_dynamic_partitions(
         participants.name, sorted(set(found) - set(instance.get_dynamic_partitions(participants.name)))
     )
     summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": dict(scan.invalid),
-                               "materialized": 0, "up_to_date": 0}
+                               "materialized": 0, "up_to_date": 0, "removed": scan.removed}
     for pid, fingerprint in sorted(found.items()):
         if not force and is_up_to_date(instance, pid, fingerprint, config_json):
             status = "up-to-date"
@@ -102,7 +103,8 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
         for field, (asset, key) in SUMMARY_FIELDS.items():
             entry[field] = _metadata_value(latest_materialization(instance, asset, pid), key)
         summary["participants"][pid] = entry
-    retrain = force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
+    retrain = (force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
+               or _split_has_unregistered(instance, resources))
     summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
     scored = {pid: found[pid] for pid in summary["participants"]}
     for pid, outcome in run_scoring(instance, resources, scored, force).items():
@@ -137,6 +139,13 @@ def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dic
         outcomes[pid] = {"status": status, **{k: _metadata_value(pred, k) for k in PREDICTION_FIELDS},
                          **{k: _metadata_value(drift, k) for k in DRIFT_FIELDS}}
     return outcomes
+
+
+def _split_has_unregistered(instance: dg.DagsterInstance, resources: dict) -> bool:
+    """The stored split names a participant who is no longer registered (removed from the study)."""
+    split = _stored(resources, "dataset_split") or {}
+    named = {p for role in ("train", "validation", "test", "unlabelled") for p in split.get(role, [])}
+    return bool(named - set(instance.get_dynamic_partitions(participants.name)))
 
 
 def _stored(resources: dict, asset: str) -> Any:

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from har_assets.orchestration.participant_removal import ParticipantRemoval
 from har_assets.orchestration.resources import RawStore
 from har_assets.orchestration.sensors import new_participant_sensor
-from har_assets_tests.rawfiles import edit_cell, write_participant
-
-
-def age(folder: Path, seconds: float = 120) -> None:
-    """Make a folder's files look finished (written `seconds` ago)."""
-    past = time.time() - seconds
-    for f in folder.iterdir():
-        os.utime(f, (past, past))
+from har_assets_tests.rawfiles import age, edit_cell, write_participant
 
 
 def tick(instance: dg.DagsterInstance, root: Path, cursor: str | None):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"raw_store": RawStore(root=str(root))})
+    state = root.parent / f"{root.name}-state"  # assets, archive and audit of removals, beside the raw root
+    removal = ParticipantRemoval(assets=str(state / "assets"), archive=str(state / "removed"),
+                                 audit_file=str(state / "audit.jsonl"))
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                  resources={"raw_store": RawStore(root=str(root)), "participant_removal": removal})
     result = new_participant_sensor(ctx)
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests or []:

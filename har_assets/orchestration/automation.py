@@ -38,7 +38,8 @@ RETRAIN_CRON = os.environ.get("HAR_RETRAIN_CRON", "0 * * * *")
 
 def retrain_on_new_windows(cron: str = RETRAIN_CRON) -> dg.AutomationCondition:
     """New windows since the last split, and a `cron` tick passed since then (or no split exists yet)."""
-    new_windows = AC.any_deps_updated().since_last_handled().with_label("windows changed since the last split")
+    new_windows = AC.any_deps_updated().since_last_handled().with_label(
+        "windows changed, or participants were removed, since the last split")
     interval = (AC.cron_tick_passed(cron).since_last_handled() | AC.missing()).with_label(
         f"no split yet, or a '{cron}' tick passed since the last one")
     idle = (~AC.any_deps_in_progress() & ~AC.in_progress()).with_label("no windows being materialized")
@@ -95,7 +96,7 @@ def _automation_sensor(name: str, group: str, autostart_var: str, trigger: str,
                        description: str) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the automation conditions of one asset group every minute; `autostart_var`=0 deploys it stopped."""
     return dg.AutomationConditionSensorDefinition(
-        name, target=dg.AssetSelection.groups(group), default_status=default_status(autostart_var),
+        name, target=dg.AssetSelection.groups(group).materializable(), default_status=default_status(autostart_var),
         minimum_interval_seconds=60, run_tags={"har/trigger": trigger}, description=description)
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import dagster as dg
 
 from har_assets.orchestration.jobs import preprocess_job
+from har_assets.orchestration.participant_removal import ParticipantRemoval, registry_event
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import RawStore
 from har_assets.orchestration.sensor_status import default_status
-from har_assets.raw.scan import scan_raw_root
+from har_assets.raw.removal import RemovalRecord
+from har_assets.raw.scan import ScanResult, scan_raw_root
 
 SETTLE_SECONDS = 10.0
 
@@ -21,29 +23,54 @@ SETTLE_SECONDS = 10.0
            default_status=default_status("HAR_AUTOSTART_SENSOR"),  # 0: e.g. ingestion only by backfills
            description="Scans the raw root; adds each new valid participant as a partition, and requests a run for "
                        "one new or changed participant, or a backfill (batched, PARTICIPANTS_PER_RUN per run) for "
-                       "several: a study dropped in at once is processed at the speed of the work.")
-def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore) -> dg.SensorResult | dg.SkipReason:
+                       "several. A registered participant whose folder was deleted is removed: partition deleted, "
+                       "stored assets archived, audited (study_participants).")
+def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore,
+                           participant_removal: ParticipantRemoval) -> dg.SensorResult | dg.SkipReason:
     previous = json.loads(context.cursor) if context.cursor else None
-    scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS)
+    removed = participant_removal.removed()
+    scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS, removed=set(removed))
     for name, problem in sorted(scan.invalid.items()):
         context.log.warning(f"skipping raw folder '{name}': {problem}")
     cursor = json.dumps(scan.state, sort_keys=True)
-    if not scan.to_request:
+    registered = set(context.instance.get_dynamic_partitions(participants.name))
+    leaving = _leaving(context, scan, registered, removed, participant_removal)
+    if not scan.to_request and not leaving:
         context.update_cursor(cursor)
-        return dg.SkipReason(f"no new or changed participants ({scan.summary()})")
-    existing = set(context.instance.get_dynamic_partitions(participants.name))
-    new = sorted(set(scan.to_request) - existing)
+        return dg.SkipReason(f"no new, changed or deleted participants ({scan.summary()})")
+    new = sorted(set(scan.to_request) - registered)
     context.log.info(scan.summary())
+    requests = []
     if len(scan.to_request) == 1:
         [(pid, fp)] = scan.to_request.items()
         requests = [dg.RunRequest(partition_key=pid, run_key=f"{pid}:{fp}", tags={"har/raw_fingerprint": fp})]
-    else:
+    elif scan.to_request:
         requests = [backfill_request(sorted(scan.to_request))]
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[participants.build_add_request(new)] if new else [],
+        dynamic_partitions_requests=[*([participants.build_add_request(new)] if new else []),
+                                     *([participants.build_delete_request(sorted(leaving))] if leaving else [])],
+        asset_events=[registry_event(list(leaving.values()))] if leaving else [],
         cursor=cursor,
     )
+
+
+def _leaving(context: dg.SensorEvaluationContext, scan: ScanResult, registered: set[str], removed: dict[str, dict],
+             removal: ParticipantRemoval) -> dict[str, RemovalRecord]:
+    """Registered participants to delete: removed by hand (audited, partition still there) or whose folder is
+    gone. Nothing is removed when the raw root holds no folder at all (an unmounted volume is not a study
+    that everybody left)."""
+    gone = sorted(registered - set(scan.folders) - set(removed))
+    if gone and not scan.folders:
+        context.log.warning(f"the raw root is empty: not removing the {len(gone)} registered participants")
+        gone = []
+    leaving = {pid: RemovalRecord(**{k: v for k, v in removed[pid].items() if k != "action"})
+               for pid in sorted(registered & set(removed))}
+    for pid in gone:
+        leaving[pid] = removal.remove(pid, by="new_participant_sensor", reason="raw folder deleted")
+        context.log.warning(f"participant '{pid}': raw folder deleted; partition removed, {len(leaving[pid].files)} "
+                            f"stored files archived to {leaving[pid].archived_to}")
+    return leaving
 
 
 def backfill_request(pids: list[str]) -> dg.RunRequest:

@@ -37,6 +37,7 @@ from har_assets.orchestration import automation
 from har_assets.orchestration.check_gate import failed_blocking_checks
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
+from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.training_resources import TrainingResource
@@ -110,7 +111,8 @@ def require_normalized(context: dg.AssetExecutionContext, split: DatasetSplit, r
 
 @dg.asset(
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"python"}, code_version="split-1",
-    ins={"windows": ALL_PARTITIONS}, automation_condition=automation.retrain_on_new_windows(),
+    ins={"windows": ALL_PARTITIONS}, deps=[STUDY_PARTICIPANTS],
+    automation_condition=automation.retrain_on_new_windows(),
     description="Train / validation / test participant lists (by participant, never by window), deterministic "
                 "from the split seed. Participants without labelled windows are excluded (scored, not trained on). "
                 "Its data version hashes the split and the labelled participants' windows, so only new labelled "

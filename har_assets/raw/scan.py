@@ -25,19 +25,24 @@ class ScanResult:
     settling: list[str] = field(default_factory=list)  # files still changing: wait for the next scan
     invalid: dict[str, str] = field(default_factory=dict)  # folder name -> problem
     unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # folders of participants removed from the study: skipped
+    folders: list[str] = field(default_factory=list)  # every folder name found, valid or not
     state: dict = field(default_factory=dict)  # to pass to the next scan
 
     def summary(self) -> str:
         parts = [f"{len(self.to_request)} new/changed", f"{len(self.unchanged)} unchanged"]
         if self.settling:
             parts.append(f"{len(self.settling)} still being written ({', '.join(self.settling)})")
+        if self.removed:
+            parts.append(f"{len(self.removed)} removed from the study, skipped ({', '.join(self.removed)})")
         if self.invalid:
             parts.append("invalid: " + "; ".join(f"{n}: {p}" for n, p in sorted(self.invalid.items())))
         return ", ".join(parts)
 
 
-def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now: float | None = None) -> ScanResult:
-    """Classify every folder under `root`.
+def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now: float | None = None,
+                  removed: set[str] | frozenset[str] = frozenset()) -> ScanResult:
+    """Classify every folder under `root` (folders named like a `removed` participant are skipped).
 
     A folder is ready once its files' sizes and mtimes are unchanged since the previous scan, or
     their newest mtime is older than `settle_s`. A ready folder whose content hash differs from
@@ -50,7 +55,11 @@ def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now
     result = ScanResult()
     seen: dict[str, dict] = {}
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    result.folders = [f.name for f in folders]
     for folder in folders:
+        if folder.name in removed:
+            result.removed.append(folder.name)
+            continue
         try:
             files = locate_files(folder)
             signature = stat_signature(files)
