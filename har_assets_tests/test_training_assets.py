@@ -251,7 +251,8 @@ def test_definitions_wire_training_jobs_and_sensor(trained: Trained) -> None:
     assert defs.resolve_sensor_def("retrain_on_new_data")
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     assert {k for k, s in specs.items() if s.group_name == "training"} == {
-        "dataset_split", "scaler", "normalized_windows", "model", "model_evaluation", "registered_model"}
+        "study_participants", "dataset_split", "scaler", "normalized_windows", "model", "model_evaluation",
+        "registered_model"}
     assert "hyperparameter_search" not in specs  # opt-in job: never part of "Materialize all"
 
 
