@@ -19,7 +19,7 @@ from har_assets.orchestration.check_gate import failed_blocking_checks, failed_c
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.scoring import SCORING_ASSETS
+from har_assets.orchestration.scoring import SCORING_ASSETS, predictions_version
 from har_assets.orchestration.training import (
     TRAINING_ASSETS,
     dataset_split,
@@ -46,10 +46,20 @@ DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
 
 
 def latest_materialization(instance: dg.DagsterInstance, asset: str, partition: str) -> dg.AssetMaterialization | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
-    return records[0].asset_materialization if records else None
+    return latest_materializations(instance, asset, [partition]).get(partition)
+
+
+def latest_materializations(instance: dg.DagsterInstance, asset: str,
+                            partitions: list[str]) -> dict[str, dg.AssetMaterialization]:
+    """Partition -> its latest materialization, in two queries whatever the number of partitions."""
+    key = dg.AssetKey(asset)
+    ids = instance.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION,
+                                                      set(partitions))
+    if not ids:
+        return {}
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())),
+                                              limit=len(ids)).records
+    return {r.partition_key: r.asset_materialization for r in records if r.partition_key is not None}
 
 
 def _metadata_value(mat: dg.AssetMaterialization | None, key: str) -> Any:
@@ -58,17 +68,16 @@ def _metadata_value(mat: dg.AssetMaterialization | None, key: str) -> Any:
     return mat.metadata[key].value
 
 
-def is_up_to_date(instance: dg.DagsterInstance, partition: str, fingerprint: str, config_json: dict) -> bool:
-    """Windows exist and were built from these exact files with this preprocessing config, and no blocking check
-    failed on the latest preprocessing."""
-    raw = latest_materialization(instance, "raw_recording", partition)
-    fused = latest_materialization(instance, "fused_recording", partition)
-    win = latest_materialization(instance, "windows", partition)
-    if raw is None or fused is None or win is None:
-        return False
-    same_data = _metadata_value(raw, "raw_fingerprint") == fingerprint  # a batch stores no per-partition data version
-    same_config = _metadata_value(fused, "preprocess_config") == config_json
-    return same_data and same_config and not failed_blocking_checks(instance, [partition])
+def up_to_date(instance: dg.DagsterInstance, fingerprints: dict[str, str], config_json: dict) -> set[str]:
+    """The participants (id -> raw fingerprint) whose windows exist and were built from these exact files with this
+    preprocessing config, with no blocking check failed on the latest preprocessing. A few queries in all."""
+    pids = sorted(fingerprints)
+    raw, fused, win = (latest_materializations(instance, a, pids)
+                       for a in ("raw_recording", "fused_recording", "windows"))
+    rejected = failed_blocking_checks(instance, pids)
+    return {pid for pid in pids if pid in raw and pid in fused and pid in win and pid not in rejected
+            and _metadata_value(raw[pid], "raw_fingerprint") == fingerprints[pid]  # batches keep no data version
+            and _metadata_value(fused[pid], "preprocess_config") == config_json}
 
 
 def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, force: bool = False,
@@ -87,8 +96,9 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     )
     summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": dict(scan.invalid),
                                "materialized": 0, "up_to_date": 0, "removed": scan.removed}
+    fresh = set() if force else up_to_date(instance, found, config_json)
     for pid, fingerprint in sorted(found.items()):
-        if not force and is_up_to_date(instance, pid, fingerprint, config_json):
+        if pid in fresh:
             status = "up-to-date"
             summary["up_to_date"] += 1
         else:
@@ -99,10 +109,12 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
                 continue
             status = "materialized"
             summary["materialized"] += 1
-        entry: dict[str, Any] = {"status": status}
+        summary["participants"][pid] = {"status": status}
+    latest = {asset: latest_materializations(instance, asset, sorted(summary["participants"]))
+              for asset in {asset for asset, _ in SUMMARY_FIELDS.values()}}
+    for pid, entry in summary["participants"].items():
         for field, (asset, key) in SUMMARY_FIELDS.items():
-            entry[field] = _metadata_value(latest_materialization(instance, asset, pid), key)
-        summary["participants"][pid] = entry
+            entry[field] = _metadata_value(latest[asset].get(pid), key)
     retrain = (force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
                or _split_has_unregistered(instance, resources))
     summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
@@ -123,9 +135,10 @@ def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dic
     if champion is None:
         return {}
     outcomes: dict[str, dict[str, Any]] = {}
+    scored = latest_materializations(instance, "participant_predictions", sorted(fingerprints))
     for pid, fingerprint in sorted(fingerprints.items()):
-        expected = f"{fingerprint}-{tracking.registered_model_name}-v{champion.version}"
-        latest = latest_materialization(instance, "participant_predictions", pid)
+        expected = predictions_version(fingerprint, tracking.registered_model_name, champion.version)
+        latest = scored.get(pid)
         status = "up-to-date"
         if force or latest is None or (latest.tags or {}).get("dagster/data_version") != expected:
             result = dg.materialize(ALL_ASSETS, selection=SCORING_ASSETS, partition_key=pid, instance=instance,

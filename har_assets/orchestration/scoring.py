@@ -46,6 +46,11 @@ def load_champion(mlflow_tracking: MlflowTracking, version: str | None = None) -
                          allow_retries=False) from exc
 
 
+def predictions_version(raw_fingerprint: str, model_name: str, model_version: str | int) -> str:
+    """The data version of participant_predictions: which files, scored by which model version."""
+    return f"{raw_fingerprint}-{model_name}-v{model_version}"
+
+
 def refuse_failed_recording(instance: dg.DagsterInstance, pid: str) -> None:
     """dg.Failure naming check and values when the participant's latest raw_recording failed a blocking check."""
     failed = failed_blocking_checks(instance, [pid], ["raw_recording"]).get(pid)
@@ -92,7 +97,7 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
     title = f"{pid}: {model.name} v{model.version}"
     return dg.Output(
         frame,
-        data_version=dg.DataVersion(f"{raw_recording.fingerprint()}-{model.name}-v{model.version}"),
+        data_version=dg.DataVersion(predictions_version(raw_recording.fingerprint(), model.name, model.version)),
         metadata={
             "participant": pid,
             "model": f"{model.name} v{model.version}",
