@@ -252,6 +252,7 @@ def test_materialize_a_new_participant_partition_from_the_ui(page, ui: Ui) -> No
         launch.wait_for(timeout=10_000)  # the new partition is normally selected on save
     except playwright_api.TimeoutError:  # else pick it from the list, as a user would
         dialog.get_by_text("Select a partition or create one").click()
+        page.keyboard.press("Control+A")  # the search box keeps what was typed before
         page.keyboard.type(NEW)
         page.get_by_role("menuitem").filter(has_text=re.compile(f"^{NEW}")).first.click()
         launch.wait_for()
