@@ -194,7 +194,7 @@ def _cmd_participants_remove(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     print(f"removed '{record.participant}' ({record.reason}): partition deleted, {len(record.files)} stored files "
-          f"archived to {record.archived_to}; audit: {home.audit_file}. Its raw folder, if still there, is skipped "
+          f"archived to {record.archived_to}; audit: {home.audit_dir()}. Its raw folder, if still there, is skipped "
           "from now on; the next split and model are made without it.")
     return 0
 

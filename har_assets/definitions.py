@@ -5,10 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from har_assets.home import HarHome
+from har_assets.orchestration.asset_store import store_resources
 from har_assets.orchestration.automation import retrain_sensor, scoring_sensor
-from har_assets.orchestration.io_manager import HarFileIOManager
 from har_assets.orchestration.jobs import preprocess_job
-from har_assets.orchestration.json_io import JsonIOManager
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS, ParticipantRemoval
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
@@ -27,8 +26,7 @@ def build_resources(home: HarHome) -> dict:
         "raw_store": RawStore(root=str(home.raw)),
         "preprocessing": PreprocessingResource.from_config(home.preprocess_config()),
         "participant_removal": ParticipantRemoval.for_home(home),
-        "har_io": HarFileIOManager(base_dir=str(home.assets)),
-        "har_json": JsonIOManager(base_dir=str(home.assets)),
+        **store_resources(home.assets_uri()),
         "training": TrainingResource(),
         "mlflow_tracking": MlflowTracking(tracking_uri=home.mlflow_tracking_uri(),
                                           artifact_location=home.mlflow_artifact_location(),

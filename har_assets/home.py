@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from har_assets.config import PreprocessConfig
+from har_assets.objectstore import ASSETS_URI_ENV
 
 HOME_ENV = "HAR_HOME"
 DEFAULT_HOME = "data"
@@ -49,8 +50,11 @@ class HarHome:
         return f"sqlite:///{self.mlflow / 'mlflow.db'}"
 
     def mlflow_artifact_location(self) -> str | None:
-        """Artifact root for experiments created in the local store; None when a server decides."""
-        return None if os.environ.get(MLFLOW_URI_ENV) else self.mlflow_artifacts.resolve().as_uri()
+        """Artifact root for experiments created in the local store: beside the assets when they are on an object
+        store, else `mlflow/artifacts`; None when a tracking server decides."""
+        if os.environ.get(MLFLOW_URI_ENV):
+            return None
+        return self.mlflow_artifacts.resolve().as_uri() if self.assets_are_local() else f"{self.assets_uri()}/.mlflow"
 
     @property
     def optuna(self) -> Path:
@@ -60,16 +64,21 @@ class HarHome:
         """The resumable Optuna study storage (SQLite)."""
         return f"sqlite:///{self.optuna / 'optuna.db'}"
 
-    @property
-    def audit_file(self) -> Path:
-        """Append-only record of participants removed from the study (JSON lines). Inside the asset store (no
-        asset key starts with a dot), so every deployment that keeps the assets keeps it."""
-        return self.assets / ".audit" / "participants.jsonl"
+    def assets_uri(self) -> str:
+        """The asset store: `$HAR_ASSETS_URI` (a folder or an object store, `s3://bucket/prefix`), else `assets/`."""
+        return (os.environ.get(ASSETS_URI_ENV) or str(self.assets)).rstrip("/")
 
-    @property
-    def removed_archive(self) -> Path:
-        """Where a removed participant's stored assets are moved to (inside the asset store, on the same volume)."""
-        return self.assets / ".removed"
+    def assets_are_local(self) -> bool:
+        return "://" not in self.assets_uri() or self.assets_uri().startswith("file://")
+
+    def audit_dir(self) -> str:
+        """One audit record per participant removed from the study. Inside the asset store (no asset key starts
+        with a dot), so every deployment that keeps the assets keeps it."""
+        return f"{self.assets_uri()}/.audit/participants"
+
+    def removed_archive(self) -> str:
+        """Where a removed participant's stored assets are moved to (inside the asset store)."""
+        return f"{self.assets_uri()}/.removed"
 
     @property
     def dagster_home(self) -> Path:

@@ -15,6 +15,7 @@ import dagster as dg
 
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
+from har_assets.orchestration.asset_store import JSON_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
@@ -89,7 +90,7 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     instance = instance or dg.DagsterInstance.get()
     resources = {**build_resources(home), **(resources or {})}
     config_json = resources["preprocessing"].to_config().model_dump(mode="json")
-    scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=set(resources["participant_removal"].removed()))
+    scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=resources["participant_removal"].removed_ids())
     found = scan.to_request
     instance.add_dynamic_partitions(
         participants.name, sorted(set(found) - set(instance.get_dynamic_partitions(participants.name)))
@@ -162,7 +163,7 @@ def _split_has_unregistered(instance: dg.DagsterInstance, resources: dict) -> bo
 
 
 def _stored(resources: dict, asset: str) -> Any:
-    return resources["har_json"].stored_json(dg.AssetKey(asset))
+    return resources[JSON_IO].stored_json(dg.AssetKey(asset))
 
 
 def run_training(instance: dg.DagsterInstance, resources: dict,
@@ -180,7 +181,7 @@ def run_training(instance: dg.DagsterInstance, resources: dict,
     registered = instance.get_dynamic_partitions(participants.name) if result.success else []
     rejected = failed_blocking_checks(instance, registered)
     for pid in registered:
-        if pid not in rejected and resources["har_io"].path_for(dg.AssetKey("windows"), pid) is not None:
+        if pid not in rejected and resources[WINDOWS_IO].exists(dg.AssetKey("windows"), pid):
             result = step([normalized_windows], pid)
             if not result.success:
                 break

@@ -60,7 +60,7 @@ def test_the_failure_names_participant_check_and_values(cohort: Cohort) -> None:
     message = _failure_message(cohort.broken)  # what `har pipeline` prints
     assert message.startswith(EXPECTED) and "is the unit really g" in message
     assert "median_magnitude_m_s2=9809" in message, message
-    assert (cohort.home.assets / "raw_recording" / "p01").is_dir()  # stored: the output precedes its checks
+    assert (cohort.home.assets / "raw_recording" / "p01.zip").is_file()  # stored: the output precedes its checks
 
 
 def test_the_failure_is_remembered_per_participant(cohort: Cohort) -> None:

@@ -119,7 +119,7 @@ def test_a_failed_batch_is_rerun_one_participant_per_run(home: HarHome, instance
                                                instance=instance, resources=build_resources(home),
                                                raise_on_error=False, tags=r.tags) for r in requests}
     assert {pid: r.success for pid, r in results.items()} == {"p01": True, "p02": False, "p03": True}
-    for asset, suffix in (("raw_recording", ""), ("fused_recording", ".parquet"), ("windows", ".npz")):
+    for asset, suffix in (("raw_recording", ".zip"), ("fused_recording", ".parquet"), ("windows", ".npz")):
         assert [pid for pid in PIDS if (home.assets / asset / f"{pid}{suffix}").exists()] == ["p01", "p03"], asset
     assert "p02: participant 'p02': gyroscope.csv" in failure(batch).description
 

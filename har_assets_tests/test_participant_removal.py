@@ -73,7 +73,7 @@ def test_har_participants_remove(study, capsys: pytest.CaptureFixture[str]) -> N
 
     assert instance.get_dynamic_partitions("participants") == ["p01", "p03", "p04"]
     assert not stored(home, "p02"), "p02's stored assets must leave the asset store"
-    [entry] = [json.loads(line) for line in home.audit_file.read_text().splitlines()]
+    [entry] = [json.loads(p.read_text()) for p in Path(home.audit_dir()).iterdir()]
     assert entry["participant"] == "p02" and entry["reason"] == "withdrew consent"
     archived = {f["asset"] for f in entry["files"]}
     assert archived == {"raw_recording", "fused_recording", "filtered_recording", "windows"}
@@ -96,7 +96,12 @@ def test_har_participants_remove(study, capsys: pytest.CaptureFixture[str]) -> N
     assert not _split_has_unregistered(instance, resources)
 
     # its folder is still there: the sensor skips it instead of registering it again
-    skipped = new_participant_sensor(dg.build_sensor_context(instance=instance, resources=sensor_resources(study)))
+    for folder in home.raw.iterdir():
+        age(folder)  # settled, whatever the time since the fixture wrote them
+    first = new_participant_sensor(dg.build_sensor_context(instance=instance, resources=sensor_resources(study)))
+    assert [r.tags["har/participants"] for r in first.run_requests] == ["3"]  # p01, p03, p04: not p02
+    skipped = new_participant_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor,
+                                                             resources=sensor_resources(study)))
     assert isinstance(skipped, dg.SkipReason) and "1 removed from the study, skipped (p02)" in skipped.skip_message
 
     assert main(["participants", "remove", "nobody", "--reason", "typo"]) == 2
@@ -120,8 +125,7 @@ def test_a_deleted_raw_folder_removes_the_participant(study) -> None:
     [event] = result.asset_events
     assert event.asset_key == dg.AssetKey("study_participants") and event.metadata["removed"].value == ["p03"]
     assert not stored(home, "p03")
-    assert [json.loads(line)["by"] for line in home.audit_file.read_text().splitlines()] == [
-        "new_participant_sensor"]
+    assert [json.loads(p.read_text())["by"] for p in Path(home.audit_dir()).iterdir()] == ["new_participant_sensor"]
 
     # an empty raw root (an unmounted volume) removes nobody
     for folder in home.raw.iterdir():

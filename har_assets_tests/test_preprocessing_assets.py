@@ -69,7 +69,7 @@ def test_one_participant_end_to_end(home: HarHome, instance: dg.DagsterInstance)
     assert mat["accelerometer_native_hz"].value == pytest.approx(100, rel=0.01)
     windows = WindowSet.load(home.assets / "windows" / "p01.npz")
     assert windows.X.shape[1:] == (200, len(PreprocessConfig().channels)) and windows.class_counts()
-    assert (home.assets / "raw_recording" / "p01" / "accel.parquet").is_file()
+    assert (home.assets / "raw_recording" / "p01.zip").is_file()
     assert (home.assets / "fused_recording" / "p01.parquet").is_file()
 
 
@@ -84,7 +84,7 @@ def test_bad_participant_fails_alone_and_keeps_earlier_results(home: HarHome, in
     assert not result.success
     assert failure_description(result) == ("participant 'p03': gyroscope.csv, column 'calibrated_gyro_y', row 4: "
                                            "list has 2 values but sample_time_offset has 25")
-    assert not (home.assets / "raw_recording" / "p03").exists()
+    assert not (home.assets / "raw_recording" / "p03.zip").exists()
 
     # p01's files are broken later: the failed re-run leaves the earlier materialization intact
     edit_cell(home.raw / "p01" / "accelerometer.csv", "timestamp", 0, "garbage")

@@ -17,7 +17,7 @@ from har_assets_tests.rawfiles import age, edit_cell, write_participant
 def tick(instance: dg.DagsterInstance, root: Path, cursor: str | None):
     state = root.parent / f"{root.name}-state"  # assets, archive and audit of removals, beside the raw root
     removal = ParticipantRemoval(assets=str(state / "assets"), archive=str(state / "removed"),
-                                 audit_file=str(state / "audit.jsonl"))
+                                 audit_dir=str(state / "audit"))
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
                                   resources={"raw_store": RawStore(root=str(root)), "participant_removal": removal})
     result = new_participant_sensor(ctx)

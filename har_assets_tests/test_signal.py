@@ -112,8 +112,9 @@ def test_filter_does_not_leak_across_a_gap() -> None:
 def test_windows_round_trip(tmp_path: Path) -> None:
     cfg = PreprocessConfig()
     ws, _ = preprocess(read_participant(write_participant(tmp_path / "p01", seconds=30), cfg), cfg)
-    ws.save(tmp_path / "w.npz")
+    (tmp_path / "w.npz").write_bytes(ws.to_bytes())
     back = WindowSet.load(tmp_path / "w.npz")
+    assert WindowSet.from_bytes(ws.to_bytes()).X.tobytes() == ws.X.tobytes()
     assert back.channels == ws.channels and np.array_equal(back.X, ws.X)
     assert back.labels.tolist() == ws.labels.tolist() and back.class_counts() == ws.class_counts()
 

@@ -11,5 +11,5 @@ fi
 # torch first, pinned to the CPU build, so nothing pulls a multi-GB CUDA wheel.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 # dev: test tools; e2e: Playwright (the browser is the OS's chromium, see .ci/run); docker: the
-# DockerRunLauncher whose instance config (deploy/dagster.docker.yaml) the tests load
-.venv/bin/python -m pip install --quiet -e ".[dev,e2e,docker]"
+# DockerRunLauncher whose instance config (deploy/dagster.docker.yaml) the tests load; s3: the object store
+.venv/bin/python -m pip install --quiet -e ".[dev,e2e,docker,s3]"

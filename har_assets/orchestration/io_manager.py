@@ -1,124 +1,146 @@
-"""Stores assets as Parquet / NumPy files under a root folder, one file per partition.
+"""Stores assets on a local folder or an object store (`HAR_ASSETS_URI`), one object per partition.
 
-Layout: `<base_dir>/<asset>/<partition>.parquet` (DataFrames), `.npz` (WindowSet), or a folder
-(RawRecording). Every write goes to a temporary name first and is renamed into place, so a
-failed or interrupted run never leaves a half-written file or destroys the previous version.
+Dagster's `UPathIOManager` does the paths and the partition loading (a dict for a step over many
+partitions, `allow_missing_partitions`); each subclass is one format, chosen per asset by its
+`io_manager_key`. Layout: `<base>/<asset>/<partition><extension>`, `<base>/<asset>/__all__<extension>`
+for unpartitioned assets. Every write is one object (`objectstore.write_atomically`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 import polars as pl
+from pydantic import PrivateAttr
 
+from har_assets.objectstore import is_local, local, store_path, write_atomically
 from har_assets.raw.recording import RawRecording
 from har_assets.signal.windowing import WindowSet
 
-# suffix -> (type, writer(obj, path), reader(path))
-FORMATS: dict[str, tuple[type, Callable[[Any, Path], None], Callable[[Path], Any]]] = {
-    ".parquet": (pl.DataFrame, lambda obj, path: obj.write_parquet(path), pl.read_parquet),
-    ".npz": (WindowSet, lambda obj, path: obj.save(path), WindowSet.load),
-    "": (RawRecording, lambda obj, path: obj.save(path), RawRecording.load),
-}
+if TYPE_CHECKING:
+    from upath import UPath
+
+UNPARTITIONED = "__all__"
 
 
-def _suffix_for(obj: Any) -> str:
-    for suffix, (kind, _, _) in FORMATS.items():
-        if isinstance(obj, kind):
-            return suffix
-    raise TypeError(f"cannot store {type(obj).__name__}: expected a DataFrame, WindowSet or RawRecording")
+class HarStoreIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
+    """One format of the asset store; subclasses set `extension`, `kind`, `to_bytes` and `from_bytes`."""
 
+    base_uri: str
+    _base_path: Any = PrivateAttr()
+    extension: ClassVar[str]
+    kind: ClassVar[type]
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary sibling and rename it over `path` only once the write succeeded."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        if tmp.is_dir() and path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+    def model_post_init(self, context: Any, /) -> None:
+        self._base_path = store_path(self.base_uri)
 
+    def to_bytes(self, obj: Any) -> bytes:
+        raise NotImplementedError
 
-class HarFileIOManager(dg.ConfigurableIOManager):
-    """Parquet/NPZ/folder store for partitioned and unpartitioned assets."""
+    def from_bytes(self, data: bytes) -> Any:
+        raise NotImplementedError
 
-    base_dir: str
+    def get_asset_relative_path(self, context: dg.InputContext | dg.OutputContext) -> UPath:
+        from upath import UPath
 
-    def _stem(self, asset_key: dg.AssetKey, partition: str | None) -> Path:
-        folder = Path(self.base_dir, *asset_key.path)
-        return folder / partition if partition is not None else folder / "__all__"
+        path = context.asset_key.path
+        return UPath(*path) if context.has_asset_partitions else UPath(*path, UNPARTITIONED)
 
-    def path_for(self, asset_key: dg.AssetKey, partition: str | None) -> Path | None:
-        """The stored file of an asset partition, or None if it was never materialized."""
-        stem = self._stem(asset_key, partition)
-        for suffix in FORMATS:
-            candidate = stem.with_name(stem.name + suffix)
-            if candidate.exists() and (suffix != "" or candidate.is_dir()):
-                return candidate
-        return None
+    def make_directory(self, path: UPath) -> None:
+        if is_local(path):  # an object store has no directories
+            local(path).mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, asset_key: dg.AssetKey, partition: str | None = None) -> UPath:
+        stem = self._base_path.joinpath(*asset_key.path)
+        return stem / f"{partition or UNPARTITIONED}{self.extension}"
+
+    def exists(self, asset_key: dg.AssetKey, partition: str | None = None) -> bool:
+        return self.path_of(asset_key, partition).exists()
+
+    def load(self, asset_key: dg.AssetKey, partition: str | None = None) -> Any:
+        """The stored value (outside a run: `har pipeline`, the search job)."""
+        return self._read(self.path_of(asset_key, partition), asset_key, partition)
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        if not isinstance(obj, self.kind):
+            raise TypeError(f"{context.asset_key.to_user_string()}: {type(self).__name__} stores "
+                            f"{self.kind.__name__}, got {type(obj).__name__}")
+        write_atomically(path, self.to_bytes(obj))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        partition = path.name.removesuffix(self.extension)
+        return self._read(path, context.asset_key, None if partition == UNPARTITIONED else partition)
+
+    def _read(self, path: UPath, asset_key: dg.AssetKey, partition: str | None) -> Any:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:  # still a FileNotFoundError: allow_missing_partitions relies on it
+            where = f" partition '{partition}'" if partition else ""
+            raise FileNotFoundError(f"asset {asset_key.to_user_string()}{where} has not been materialized "
+                                    f"({path})") from exc
+        return self.from_bytes(data)
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        """Store one value, or for a step over several partitions a {partition: value} dict (one file each)."""
+        """One value, or for a step over several partitions a {partition: value} dict (one object each)."""
         if obj is None:
             return
-        if not context.has_asset_partitions:
-            self._store(context.asset_key, None, obj)
+        if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
+            super().handle_output(context, obj)
             return
-        partitions = context.asset_partition_keys
-        if len(partitions) == 1:
-            path = self._store(context.asset_key, partitions[0], obj)
-            context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
-            return
-        if not isinstance(obj, dict) or set(obj) != set(partitions):
-            raise TypeError(f"a step over {len(partitions)} partitions of {context.asset_key.to_user_string()} "
+        paths = self._get_paths_for_partitions(context)
+        if not isinstance(obj, dict) or set(obj) != set(paths):
+            raise TypeError(f"a step over {len(paths)} partitions of {context.asset_key.to_user_string()} "
                             "must return a dict with exactly those partitions")
-        for partition in partitions:
-            self._store(context.asset_key, partition, obj[partition])
+        for partition, path in paths.items():
+            self.make_directory(path.parent)
+            self.dump_to_path(context, obj[partition], path)
 
-    def _store(self, asset_key: dg.AssetKey, partition: str | None, obj: Any) -> Path:
-        suffix = _suffix_for(obj)
-        path = self._stem(asset_key, partition)
-        path = path.with_name(path.name + suffix)
-        _, writer, _ = FORMATS[suffix]
-        atomic_write(path, lambda tmp: writer(obj, tmp))
-        return path
 
-    def _load(self, asset_key: dg.AssetKey, partition: str | None) -> Any:
-        path = self.path_for(asset_key, partition)
-        if path is None:
-            where = f" partition '{partition}'" if partition else ""
-            raise FileNotFoundError(f"asset {asset_key.to_user_string()}{where} has not been materialized")
-        _, _, reader = FORMATS[path.suffix if path.suffix in FORMATS else ""]
-        return reader(path)
+class ParquetIOManager(HarStoreIOManager):
+    """Tables (polars DataFrames) as Parquet."""
 
-    def load_input(self, context: dg.InputContext) -> Any:
-        key = context.asset_key
-        if not context.has_asset_partitions:
-            return self._load(key, None)
-        partitions = context.asset_partition_keys
-        consumer_partitioned = context.has_partition_key
-        if consumer_partitioned and len(partitions) == 1:
-            return self._load(key, partitions[0])
-        allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
-        loaded = {}
-        for partition in partitions:
-            if allow_missing and self.path_for(key, partition) is None:
-                continue
-            loaded[partition] = self._load(key, partition)
-        return loaded
+    extension: ClassVar[str] = ".parquet"
+    kind: ClassVar[type] = pl.DataFrame
+
+    def to_bytes(self, obj: pl.DataFrame) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        obj.write_parquet(buffer)
+        return buffer.getvalue()
+
+    def from_bytes(self, data: bytes) -> pl.DataFrame:
+        return pl.read_parquet(data)
+
+
+class WindowsIOManager(HarStoreIOManager):
+    """Window sets as NumPy .npz (loaded without pickle)."""
+
+    extension: ClassVar[str] = ".npz"
+    kind: ClassVar[type] = WindowSet
+
+    def to_bytes(self, obj: WindowSet) -> bytes:
+        return obj.to_bytes()
+
+    def from_bytes(self, data: bytes) -> WindowSet:
+        return WindowSet.from_bytes(data)
+
+
+class RecordingIOManager(HarStoreIOManager):
+    """Raw recordings as one zip object each (three Parquet tables and recording.json)."""
+
+    extension: ClassVar[str] = ".zip"
+    kind: ClassVar[type] = RawRecording
+
+    def to_bytes(self, obj: RawRecording) -> bytes:
+        return obj.to_bytes()
+
+    def from_bytes(self, data: bytes) -> RawRecording:
+        return RawRecording.from_bytes(data)
+
+    def _read(self, path: UPath, asset_key: dg.AssetKey, partition: str | None) -> Any:
+        legacy = path.with_name(path.name.removesuffix(self.extension))  # a folder, before recordings were objects
+        if is_local(path) and not path.exists() and local(legacy).is_dir():
+            return RawRecording.load_folder(local(legacy))
+        return super()._read(path, asset_key, partition)

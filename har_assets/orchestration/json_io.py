@@ -1,19 +1,18 @@
 """Stores the small cross-participant assets (split, scaler, model and evaluation records) as JSON.
 
-Layout: `<base_dir>/<asset>/__all__.json`, written atomically. Each file names the type of its
+Layout: `<base>/<asset>/__all__.json`, one object written atomically. Each file names the type of its
 value, so a `ChannelScaler` or `DatasetSplit` comes back as one; anything else must be plain JSON.
 """
 
 import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.split import DatasetSplit
-from har_assets.orchestration.io_manager import atomic_write
+from har_assets.orchestration.io_manager import HarStoreIOManager
 
 # type name -> (type, to JSON-able, from JSON-able)
 TYPES: dict[str, tuple[type, Callable[[Any], Any], Callable[[Any], Any]]] = {
@@ -36,29 +35,27 @@ def decode(doc: dict) -> Any:
     return doc["value"] if kind == "json" else TYPES[kind][2](doc["value"])
 
 
-class JsonIOManager(dg.ConfigurableIOManager):
-    """JSON files for unpartitioned assets (partitioned ones use HarFileIOManager)."""
+class JsonIOManager(HarStoreIOManager):
+    """JSON objects for unpartitioned assets (partitioned ones use the other formats)."""
 
-    base_dir: str
+    extension: ClassVar[str] = ".json"
+    kind: ClassVar[type] = object
 
-    def path_for(self, asset_key: dg.AssetKey) -> Path:
-        return Path(self.base_dir, *asset_key.path, "__all__.json")
+    def to_bytes(self, obj: Any) -> bytes:
+        return json.dumps(encode(obj), indent=2, sort_keys=True).encode()
+
+    def from_bytes(self, data: bytes) -> Any:
+        return decode(json.loads(data))
 
     def stored_json(self, asset_key: dg.AssetKey) -> Any:
         """The stored value as plain JSON (no type conversion), or None if never materialized."""
-        path = self.path_for(asset_key)
-        return json.loads(path.read_text())["value"] if path.is_file() else None
+        path = self.path_of(asset_key)
+        try:
+            return json.loads(path.read_bytes())["value"]
+        except FileNotFoundError:
+            return None
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if context.has_asset_partitions:
             raise ValueError(f"{context.asset_key.to_user_string()}: JsonIOManager stores unpartitioned assets only")
-        text = json.dumps(encode(obj), indent=2, sort_keys=True)
-        path = self.path_for(context.asset_key)
-        atomic_write(path, lambda tmp: tmp.write_text(text))
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
-
-    def load_input(self, context: dg.InputContext) -> Any:
-        path = self.path_for(context.asset_key)
-        if not path.is_file():
-            raise FileNotFoundError(f"asset {context.asset_key.to_user_string()} has not been materialized ({path})")
-        return decode(json.loads(path.read_text()))
+        super().handle_output(context, obj)

@@ -8,12 +8,11 @@ counts as new data for the retraining automation, and the removal history is in 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
 from har_assets.home import HarHome
-from har_assets.raw.removal import RemovalRecord, remove_participant_files, removed_participants
+from har_assets.objectstore import store_path
+from har_assets.raw.removal import RemovalRecord, remove_participant_files, removed_ids, removed_participants
 
 STUDY_PARTICIPANTS = dg.AssetSpec(
     "study_participants", group_name="training", kinds={"python"},
@@ -23,24 +22,28 @@ STUDY_PARTICIPANTS = dg.AssetSpec(
 
 
 class ParticipantRemoval(dg.ConfigurableResource):
-    """Where removed participants' assets are archived and the audit file that lists them."""
+    """The asset store, where removed participants' assets are archived, and the audit records (folders or
+    object-store prefixes)."""
 
     assets: str
     archive: str
-    audit_file: str
+    audit_dir: str
 
     @classmethod
     def for_home(cls, home: HarHome) -> ParticipantRemoval:
-        return cls(assets=str(home.assets), archive=str(home.removed_archive), audit_file=str(home.audit_file))
+        return cls(assets=home.assets_uri(), archive=home.removed_archive(), audit_dir=home.audit_dir())
 
-    def removed(self) -> dict[str, dict]:
-        """Participant -> its audit record."""
-        return removed_participants(Path(self.audit_file))
+    def removed(self, among: set[str] | None = None) -> dict[str, dict]:
+        """Participant -> its audit record (only those `among`, if given)."""
+        return removed_participants(store_path(self.audit_dir), among)
+
+    def removed_ids(self) -> set[str]:
+        """Every removed participant (listed, not read: the sensor asks every tick)."""
+        return removed_ids(store_path(self.audit_dir))
 
     def remove(self, participant: str, *, by: str, reason: str) -> RemovalRecord:
         """Archive the participant's stored assets and audit it (the caller deletes the partition)."""
-        return remove_participant_files(Path(self.assets), Path(self.archive), Path(self.audit_file), participant,
-                                        by=by, reason=reason)
+        return remove_participant_files(self.assets, self.archive, self.audit_dir, participant, by=by, reason=reason)
 
 
 def registry_event(records: list[RemovalRecord]) -> dg.AssetMaterialization:
@@ -61,10 +64,10 @@ def remove_from_instance(instance: dg.DagsterInstance, removal: ParticipantRemov
     from har_assets.orchestration.partitions import participants
 
     registered = participant in instance.get_dynamic_partitions(participants.name)
-    previous = removal.removed().get(participant)
+    previous = removal.removed({participant}).get(participant)
     if not registered and previous is None:
         return None
-    record = RemovalRecord(**{k: v for k, v in previous.items() if k != "action"}) if previous else removal.remove(
+    record = RemovalRecord.from_audit(previous) if previous else removal.remove(
         participant, by=by, reason=reason)
     if registered:
         instance.delete_dynamic_partition(participants.name, participant)

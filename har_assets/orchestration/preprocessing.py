@@ -15,6 +15,7 @@ import polars as pl
 
 from har_assets.config import PreprocessConfig
 from har_assets.errors import PipelineDataError, RawDataError
+from har_assets.orchestration.asset_store import RECORDING_IO, TABLE_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import partitioned_specs
 from har_assets.orchestration.markdown import frame_table
 from har_assets.orchestration.participant_batches import (
@@ -34,7 +35,6 @@ from har_assets.signal.gravity import apply_gravity_handling
 from har_assets.signal.pipeline import fuse_recording, window_recording
 
 GROUP = "preprocessing"
-IO = "har_io"
 
 
 @contextmanager
@@ -54,7 +54,7 @@ Events = Iterator[dg.Output | dg.AssetCheckResult | dg.AssetCheckEvaluation]
 
 
 @participant_asset(
-    group_name=GROUP, io_manager_key=IO, code_version="raw-2", kinds={"polars"},
+    group_name=GROUP, io_manager_key=RECORDING_IO, code_version="raw-2", kinds={"polars"},
     check_specs=partitioned_specs("raw_recording", checks.RAW_CHECKS),
     description="Both sensors of one participant read from its raw folder, in SI units, with labels. "
                 "Its data version (in a run of one participant) and its raw_fingerprint are the content hash "
@@ -91,7 +91,7 @@ def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
 
 
 @participant_asset(
-    group_name=GROUP, io_manager_key=IO, code_version="fused-2", kinds={"polars"},
+    group_name=GROUP, io_manager_key=TABLE_IO, code_version="fused-2", kinds={"polars"},
     check_specs=partitioned_specs("fused_recording", checks.FUSED_CHECKS),
     description="Accelerometer and gyroscope interpolated onto one uniform clock at target_hz, split into "
                 "segments at gaps (never interpolated across), with each sample's activity label. A sensor "
@@ -126,7 +126,7 @@ def fused_recording(context: dg.AssetExecutionContext, raw_recording: OneOrBatch
 
 
 @participant_asset(
-    group_name=GROUP, io_manager_key=IO, code_version="filtered-1", kinds={"scipy"},
+    group_name=GROUP, io_manager_key=TABLE_IO, code_version="filtered-1", kinds={"scipy"},
     check_specs=partitioned_specs("filtered_recording", checks.FILTERED_CHECKS),
     description="Gravity handled per the config (remove / keep / separate), zero-phase Butterworth per segment.",
 )
@@ -148,7 +148,7 @@ def filtered_recording(context: dg.AssetExecutionContext, fused_recording: OneOr
 
 
 @participant_asset(
-    group_name=GROUP, io_manager_key=IO, code_version="windows-1", kinds={"numpy"},
+    group_name=GROUP, io_manager_key=WINDOWS_IO, code_version="windows-1", kinds={"numpy"},
     check_specs=partitioned_specs("windows", checks.WINDOW_CHECKS),
     description="Fixed-size windows within segments; labelled with the majority activity if it covers enough "
                 "of the window, else unlabelled.",

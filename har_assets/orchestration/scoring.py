@@ -14,11 +14,12 @@ import polars as pl
 from pydantic import create_model
 
 from har_assets.orchestration import automation
+from har_assets.orchestration.asset_store import TABLE_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, partitioned_specs
 from har_assets.orchestration.markdown import frame_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
-from har_assets.orchestration.preprocessing import IO, failing_clearly
+from har_assets.orchestration.preprocessing import failing_clearly
 from har_assets.raw.recording import RawRecording
 from har_assets.serving import timeline
 from har_assets.serving.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
@@ -79,7 +80,7 @@ def build_scoring_resources() -> dict[str, Any]:
 
 
 @dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="predictions-1",
+    partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="predictions-1",
     kinds={"pytorch", "mlflow"}, deps=["registered_model"], automation_condition=automation.score_condition(),
     description="The participant's activity timeline from the champion model: one row per window (start/end, "
                 "label, confidence, probability of every class), preprocessed with the model's own config "
@@ -120,7 +121,7 @@ def _check_results(outcomes: list[DriftCheck]) -> Iterator[dg.AssetCheckResult]:
 
 
 @dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, code_version="drift-1", kinds={"numpy"},
+    partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="drift-1", kinds={"numpy"},
     automation_condition=automation.after("participant_predictions"),
     check_specs=partitioned_specs("participant_drift", {n: (desc, False) for n, (desc, _) in DRIFT_CHECKS.items()}),
     description="The participant's preprocessed signal statistics (per-channel mean/std, acceleration magnitude) "

@@ -28,8 +28,8 @@ SETTLE_SECONDS = 10.0
 def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore,
                            participant_removal: ParticipantRemoval) -> dg.SensorResult | dg.SkipReason:
     previous = json.loads(context.cursor) if context.cursor else None
-    removed = participant_removal.removed()
-    scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS, removed=set(removed))
+    removed = participant_removal.removed_ids()
+    scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS, removed=removed)
     for name, problem in sorted(scan.invalid.items()):
         context.log.warning(f"skipping raw folder '{name}': {problem}")
     cursor = json.dumps(scan.state, sort_keys=True)
@@ -55,17 +55,17 @@ def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawSt
     )
 
 
-def _leaving(context: dg.SensorEvaluationContext, scan: ScanResult, registered: set[str], removed: dict[str, dict],
+def _leaving(context: dg.SensorEvaluationContext, scan: ScanResult, registered: set[str], removed: set[str],
              removal: ParticipantRemoval) -> dict[str, RemovalRecord]:
     """Registered participants to delete: removed by hand (audited, partition still there) or whose folder is
     gone. Nothing is removed when the raw root holds no folder at all (an unmounted volume is not a study
     that everybody left)."""
-    gone = sorted(registered - set(scan.folders) - set(removed))
+    gone = sorted(registered - set(scan.folders) - removed)
     if gone and not scan.folders:
         context.log.warning(f"the raw root is empty: not removing the {len(gone)} registered participants")
         gone = []
-    leaving = {pid: RemovalRecord(**{k: v for k, v in removed[pid].items() if k != "action"})
-               for pid in sorted(registered & set(removed))}
+    audited = removal.removed(registered & removed)
+    leaving = {pid: RemovalRecord.from_audit(audited[pid]) for pid in sorted(audited)}
     for pid in gone:
         leaving[pid] = removal.remove(pid, by="new_participant_sensor", reason="raw folder deleted")
         context.log.warning(f"participant '{pid}': raw folder deleted; partition removed, {len(leaving[pid].files)} "

@@ -34,6 +34,7 @@ from har_assets.ml.hyperparams import EpochStats
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.split import DatasetSplit, SplitError, split_participants
 from har_assets.orchestration import automation
+from har_assets.orchestration.asset_store import JSON_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
@@ -44,8 +45,6 @@ from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.signal.windowing import WindowSet
 
 GROUP = "training"
-IO = "har_io"
-JSON_IO = "har_json"
 TRAINING_POOL = "training"  # one training at a time (set the pool's limit in the instance's concurrency config)
 ALL_PARTITIONS = dg.AssetIn(metadata={"allow_missing_partitions": True})
 
@@ -172,7 +171,8 @@ def scaler(context: dg.AssetExecutionContext, dataset_split: DatasetSplit,
 
 
 @dg.asset(
-    partitions_def=participants, group_name=GROUP, io_manager_key=IO, kinds={"numpy"}, code_version="normalized-1",
+    partitions_def=participants, group_name=GROUP, io_manager_key=WINDOWS_IO, kinds={"numpy"},
+    code_version="normalized-1",
     automation_condition=automation.normalize_condition(),
     description="The participant's windows with the scaler applied: the model's input (every participant, "
                 "labelled or not, in the split or not); its metadata says the participant's role in the split.",

@@ -20,7 +20,7 @@ from har_assets.ml.datasets import labelled_participants
 from har_assets.ml.hyperparams import EpochStats
 from har_assets.ml.search import SearchConfig, open_study, pruning_callback, run_study, suggest
 from har_assets.ml.split import SplitConfig, split_participants
-from har_assets.orchestration.io_manager import HarFileIOManager
+from har_assets.orchestration.io_manager import ParquetIOManager
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
@@ -74,14 +74,14 @@ def _parent_run(tracking: MlflowTracking, study_name: str) -> str | None:
 def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type: ignore[valid-type]
                  training: TrainingResource, preprocessing: PreprocessingResource,
                  mlflow_tracking: MlflowTracking, optuna_storage: OptunaStorage,
-                 har_io: dg.ResourceParam[HarFileIOManager]) -> None:
+                 har_tables: dg.ResourceParam[ParquetIOManager]) -> None:
     import mlflow
 
     from har_assets.ml.experiment import run_experiment
 
     space = SearchConfig.model_validate(config.model_dump())
-    paths = {pid: har_io.path_for(FUSED, pid) for pid in context.instance.get_dynamic_partitions(participants.name)}
-    fused = {pid: pl.read_parquet(path) for pid, path in sorted(paths.items()) if path is not None}
+    registered = sorted(context.instance.get_dynamic_partitions(participants.name))
+    fused = {pid: har_tables.load(FUSED, pid) for pid in registered if har_tables.exists(FUSED, pid)}
     if not fused:
         raise dg.Failure("no materialized fused_recording: run the preprocessing first")
     cache = WindowCache(fused)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,25 +77,37 @@ class RawRecording:
         """Content hash of the files this recording was read from."""
         return fingerprint_of(self.sources)
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.accel.write_parquet(folder / "accel.parquet")
-        self.gyro.write_parquet(folder / "gyro.parquet")
-        self.labels.write_parquet(folder / "labels.parquet")
+    def to_bytes(self) -> bytes:
+        """One object: a zip (stored, the members are compressed already) of the three tables as Parquet and
+        recording.json (participant, meta, sources)."""
         info = {"participant": self.participant, "meta": self.meta.model_dump(mode="json"), "sources": self.sources}
-        (folder / "recording.json").write_text(json.dumps(info, indent=2))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name in TABLES:
+                table = io.BytesIO()
+                getattr(self, name).write_parquet(table)
+                archive.writestr(f"{name}.parquet", table.getvalue())
+            archive.writestr("recording.json", json.dumps(info, indent=2))
+        return buffer.getvalue()
 
     @classmethod
-    def load(cls, folder: Path) -> RawRecording:
+    def from_bytes(cls, data: bytes) -> RawRecording:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            info = json.loads(archive.read("recording.json"))
+            tables = {name: pl.read_parquet(archive.read(f"{name}.parquet")) for name in TABLES}
+        return cls(participant=info["participant"], **tables, meta=ParticipantMeta.model_validate(info["meta"]),
+                   sources=info["sources"])
+
+    @classmethod
+    def load_folder(cls, folder: Path) -> RawRecording:
+        """A recording stored by earlier versions: a folder of the same members."""
         info = json.loads((folder / "recording.json").read_text())
-        return cls(
-            participant=info["participant"],
-            accel=pl.read_parquet(folder / "accel.parquet"),
-            gyro=pl.read_parquet(folder / "gyro.parquet"),
-            labels=pl.read_parquet(folder / "labels.parquet"),
-            meta=ParticipantMeta.model_validate(info["meta"]),
-            sources=info["sources"],
-        )
+        tables = {name: pl.read_parquet(folder / f"{name}.parquet") for name in TABLES}
+        return cls(participant=info["participant"], **tables, meta=ParticipantMeta.model_validate(info["meta"]),
+                   sources=info["sources"])
+
+
+TABLES = ("accel", "gyro", "labels")
 
 
 def empty_labels() -> pl.DataFrame:

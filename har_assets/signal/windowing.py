@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -42,16 +44,23 @@ class WindowSet:
         names, counts = np.unique(self.labels[self.labeled], return_counts=True)
         return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
 
-    def save(self, path: Path) -> None:
-        with path.open("wb") as fh:
-            np.savez(fh, X=self.X, labels=self.labels.astype(str), start_ms=self.start_ms, end_ms=self.end_ms,
-                     segment=self.segment, channels=np.array(self.channels, dtype=str))
+    def to_bytes(self) -> bytes:
+        """An uncompressed NumPy .npz archive (read back without pickle)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, X=self.X, labels=self.labels.astype(str), start_ms=self.start_ms, end_ms=self.end_ms,
+                 segment=self.segment, channels=np.array(self.channels, dtype=str))
+        return buffer.getvalue()
 
     @classmethod
-    def load(cls, path: Path) -> WindowSet:
-        with np.load(path, allow_pickle=False) as data:
+    def load(cls, source: Path | BinaryIO) -> WindowSet:
+        """From a stored .npz file or file object."""
+        with np.load(source, allow_pickle=False) as data:
             return cls(X=data["X"], labels=data["labels"], start_ms=data["start_ms"], end_ms=data["end_ms"],
                        segment=data["segment"], channels=tuple(str(c) for c in data["channels"]))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WindowSet:
+        return cls.load(io.BytesIO(data))
 
 
 def window_labels(sample_labels: np.ndarray, starts: np.ndarray, size: int, coverage: float) -> np.ndarray:
