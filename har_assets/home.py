@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from har_assets.config import PreprocessConfig
-from har_assets.objectstore import ASSETS_URI_ENV
+from har_assets.objectstore import ASSETS_URI_ENV, is_local, store_path
 
 HOME_ENV = "HAR_HOME"
 DEFAULT_HOME = "data"
@@ -69,7 +69,7 @@ class HarHome:
         return (os.environ.get(ASSETS_URI_ENV) or str(self.assets)).rstrip("/")
 
     def assets_are_local(self) -> bool:
-        return "://" not in self.assets_uri() or self.assets_uri().startswith("file://")
+        return is_local(store_path(self.assets_uri()))
 
     def audit_dir(self) -> str:
         """One audit record per participant removed from the study. Inside the asset store (no asset key starts

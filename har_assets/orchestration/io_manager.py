@@ -8,6 +8,7 @@ for unpartitioned assets. Every write is one object (`objectstore.write_atomical
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
@@ -25,7 +26,8 @@ UNPARTITIONED = "__all__"
 
 
 class HarStoreIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
-    """One format of the asset store; subclasses set `extension`, `kind`, `to_bytes` and `from_bytes`."""
+    """One format of the asset store; subclasses set `extension` and `kind` (whose `to_bytes`/`from_bytes` are the
+    format unless they override them)."""
 
     base_uri: str
     _base_path: Any = PrivateAttr()
@@ -36,10 +38,10 @@ class HarStoreIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
         self._base_path = store_path(self.base_uri)
 
     def to_bytes(self, obj: Any) -> bytes:
-        raise NotImplementedError
+        return obj.to_bytes()
 
     def from_bytes(self, data: bytes) -> Any:
-        raise NotImplementedError
+        return self.kind.from_bytes(data)
 
     def get_asset_relative_path(self, context: dg.InputContext | dg.OutputContext) -> UPath:
         from upath import UPath
@@ -104,8 +106,6 @@ class ParquetIOManager(HarStoreIOManager):
     kind: ClassVar[type] = pl.DataFrame
 
     def to_bytes(self, obj: pl.DataFrame) -> bytes:
-        import io
-
         buffer = io.BytesIO()
         obj.write_parquet(buffer)
         return buffer.getvalue()
@@ -120,24 +120,12 @@ class WindowsIOManager(HarStoreIOManager):
     extension: ClassVar[str] = ".npz"
     kind: ClassVar[type] = WindowSet
 
-    def to_bytes(self, obj: WindowSet) -> bytes:
-        return obj.to_bytes()
-
-    def from_bytes(self, data: bytes) -> WindowSet:
-        return WindowSet.from_bytes(data)
-
 
 class RecordingIOManager(HarStoreIOManager):
     """Raw recordings as one zip object each (three Parquet tables and recording.json)."""
 
     extension: ClassVar[str] = ".zip"
     kind: ClassVar[type] = RawRecording
-
-    def to_bytes(self, obj: RawRecording) -> bytes:
-        return obj.to_bytes()
-
-    def from_bytes(self, data: bytes) -> RawRecording:
-        return RawRecording.from_bytes(data)
 
     def _read(self, path: UPath, asset_key: dg.AssetKey, partition: str | None) -> Any:
         legacy = path.with_name(path.name.removesuffix(self.extension))  # a folder, before recordings were objects
