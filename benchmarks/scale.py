@@ -6,13 +6,14 @@
 For each size: demo participants written and preprocessed in batches (in-process, as a backfill's
 runs do) on a local SQLite instance, then, each measured on its own:
 
-- sensor tick: `new_participant_sensor` over the settled raw root, the first tick (no cursor:
-  hashes every file) and a steady tick (nothing changed), with the cursor's size;
+- sensor tick: `new_participant_sensor` over the settled raw root, the first tick (no cursor: hashes
+  every file and asks who is stale) and a steady tick (nothing changed), with the cursor's size;
 - training's input: `dataset_split` materialized (loads every participant's windows through the
   IO manager, asks the check gate about every participant, splits) — time and peak RSS of a fresh
   process;
 - the check gate alone: `failed_blocking_checks` over every participant;
-- `har pipeline`'s up-to-date check: `up_to_date` over every participant;
+- the staleness check that `har pipeline` and the sensor share: `stale_participants` over every participant
+  (what a config change asks of the sensor);
 - the UI: a real `dagster-webserver`; its GraphQL answers for the asset page of `windows`
   (partition statuses of every participant) and the asset graph's partition counts.
 """
@@ -66,9 +67,10 @@ with dg.DagsterInstance.get() as instance:
     if what == "sensor":
         from har_assets.orchestration.sensors import new_participant_sensor
         res = build_resources(home)
-        resources = {"raw_store": res["raw_store"], "participant_removal": res["participant_removal"]}
+        resources = {k: res[k] for k in ("raw_store", "participant_removal", "preprocessing")}
         start = time.perf_counter()
-        first = new_participant_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        first = dg.build_sensor_context(instance=instance, resources=resources)
+        new_participant_sensor(first)  # everyone preprocessed: hashes every file, asks who is stale, requests none
         out["first_tick_s"] = time.perf_counter() - start
         start = time.perf_counter()
         ctx = dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
@@ -90,14 +92,14 @@ with dg.DagsterInstance.get() as instance:
         out["check_gate_s"] = time.perf_counter() - start
         out["failed"] = len(failed)
     elif what == "uptodate":
-        from har_assets.pipeline_run import up_to_date
+        from har_assets.orchestration.freshness import stale_participants
         from har_assets.raw.scan import scan_raw_root
-        cfg = build_resources(home)["preprocessing"].to_config().model_dump(mode="json")
-        found = scan_raw_root(home.raw, None, settle_s=0.0).to_request
+        cfg = build_resources(home)["preprocessing"].to_config()
+        found = scan_raw_root(home.raw, None, settle_s=0.0).ready
         start = time.perf_counter()
-        fresh = len(up_to_date(instance, found, cfg))
+        stale = stale_participants(instance, found, cfg)
         out["up_to_date_check_s"] = time.perf_counter() - start
-        out["up_to_date"] = fresh
+        out["up_to_date"] = len(found) - len(stale)
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """

@@ -17,6 +17,7 @@ from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.asset_store import JSON_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
+from har_assets.orchestration.freshness import latest_materializations, metadata_value, stale_participants
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
@@ -46,41 +47,6 @@ PREDICTION_FIELDS = ("model_version", "windows", "dominant_class", "mean_confide
 DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
 
 
-def latest_materialization(instance: dg.DagsterInstance, asset: str, partition: str) -> dg.AssetMaterialization | None:
-    return latest_materializations(instance, asset, [partition]).get(partition)
-
-
-def latest_materializations(instance: dg.DagsterInstance, asset: str,
-                            partitions: list[str]) -> dict[str, dg.AssetMaterialization]:
-    """Partition -> its latest materialization, in two queries whatever the number of partitions."""
-    key = dg.AssetKey(asset)
-    ids = instance.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION,
-                                                      set(partitions))
-    if not ids:
-        return {}
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())),
-                                              limit=len(ids)).records
-    return {r.partition_key: r.asset_materialization for r in records if r.partition_key is not None}
-
-
-def _metadata_value(mat: dg.AssetMaterialization | None, key: str) -> Any:
-    if mat is None or key not in mat.metadata:
-        return None
-    return mat.metadata[key].value
-
-
-def up_to_date(instance: dg.DagsterInstance, fingerprints: dict[str, str], config_json: dict) -> set[str]:
-    """The participants (id -> raw fingerprint) whose windows exist and were built from these exact files with this
-    preprocessing config, with no blocking check failed on the latest preprocessing. A few queries in all."""
-    pids = sorted(fingerprints)
-    raw, fused, win = (latest_materializations(instance, a, pids)
-                       for a in ("raw_recording", "fused_recording", "windows"))
-    rejected = failed_blocking_checks(instance, pids)
-    return {pid for pid in pids if pid in raw and pid in fused and pid in win and pid not in rejected
-            and _metadata_value(raw[pid], "raw_fingerprint") == fingerprints[pid]  # batches keep no data version
-            and _metadata_value(fused[pid], "preprocess_config") == config_json}
-
-
 def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, force: bool = False,
                  resources: dict[str, Any] | None = None) -> dict[str, Any]:
     """Materialize every stale participant's preprocessing assets, then (re)train, evaluate and register the model
@@ -89,7 +55,6 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     `resources` replaces the home's defaults by key (e.g. a smaller `training` config)."""
     instance = instance or dg.DagsterInstance.get()
     resources = {**build_resources(home), **(resources or {})}
-    config_json = resources["preprocessing"].to_config().model_dump(mode="json")
     scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=resources["participant_removal"].removed_ids())
     found = scan.to_request
     instance.add_dynamic_partitions(
@@ -97,9 +62,9 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     )
     summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": dict(scan.invalid),
                                "materialized": 0, "up_to_date": 0, "removed": scan.removed}
-    fresh = set() if force else up_to_date(instance, found, config_json)
+    stale = dict(found) if force else stale_participants(instance, found, resources["preprocessing"].to_config())
     for pid, fingerprint in sorted(found.items()):
-        if pid in fresh:
+        if pid not in stale:
             status = "up-to-date"
             summary["up_to_date"] += 1
         else:
@@ -110,12 +75,12 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
                 continue
             status = "materialized"
             summary["materialized"] += 1
-        summary["participants"][pid] = {"status": status}
+        summary["participants"][pid] = {"status": status, **({"why": stale[pid]} if pid in stale else {})}
     latest = {asset: latest_materializations(instance, asset, sorted(summary["participants"]))
               for asset in {asset for asset, _ in SUMMARY_FIELDS.values()}}
     for pid, entry in summary["participants"].items():
         for field, (asset, key) in SUMMARY_FIELDS.items():
-            entry[field] = _metadata_value(latest[asset].get(pid), key)
+            entry[field] = metadata_value(latest[asset].get(pid), key)
     retrain = (force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
                or _split_has_unregistered(instance, resources))
     summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
@@ -136,22 +101,22 @@ def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dic
     if champion is None:
         return {}
     outcomes: dict[str, dict[str, Any]] = {}
-    scored = latest_materializations(instance, "participant_predictions", sorted(fingerprints))
-    for pid, fingerprint in sorted(fingerprints.items()):
-        expected = predictions_version(fingerprint, tracking.registered_model_name, champion.version)
+    pids = sorted(fingerprints)
+    scored = latest_materializations(instance, "participant_predictions", pids)
+    for pid in pids:
+        expected = predictions_version(fingerprints[pid], tracking.registered_model_name, champion.version)
         latest = scored.get(pid)
-        status = "up-to-date"
-        if force or latest is None or (latest.tags or {}).get("dagster/data_version") != expected:
+        outcomes[pid] = {"status": "up-to-date"}
+        if force or latest is None or (latest.asset_materialization.tags or {}).get("dagster/data_version") != expected:
             result = dg.materialize(ALL_ASSETS, selection=SCORING_ASSETS, partition_key=pid, instance=instance,
                                     resources=resources, raise_on_error=False, run_config=QUIET)
-            if not result.success:
-                outcomes[pid] = {"status": "failed", "error": _failure_message(result)}
-                continue
-            status = "scored"
-        pred = latest_materialization(instance, "participant_predictions", pid)
-        drift = latest_materialization(instance, "participant_drift", pid)
-        outcomes[pid] = {"status": status, **{k: _metadata_value(pred, k) for k in PREDICTION_FIELDS},
-                         **{k: _metadata_value(drift, k) for k in DRIFT_FIELDS}}
+            outcomes[pid] = {"status": "scored"} if result.success else {"status": "failed",
+                                                                         "error": _failure_message(result)}
+    ok = [pid for pid, outcome in outcomes.items() if outcome["status"] != "failed"]
+    pred, drift = (latest_materializations(instance, a, ok) for a in ("participant_predictions", "participant_drift"))
+    for pid in ok:
+        outcomes[pid] |= {**{k: metadata_value(pred.get(pid), k) for k in PREDICTION_FIELDS},
+                          **{k: metadata_value(drift.get(pid), k) for k in DRIFT_FIELDS}}
     return outcomes
 
 

@@ -15,7 +15,6 @@ from har_assets.cli import main, prepare_home
 from har_assets.definitions import build_definitions, build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.resources import RawStore
 from har_assets.orchestration.sensors import new_participant_sensor
 from har_assets.orchestration.training import dataset_split
 from har_assets.pipeline_run import ALL_ASSETS, _split_has_unregistered
@@ -54,8 +53,8 @@ def stored(home: HarHome, pid: str) -> list[Path]:
 
 
 def sensor_resources(study) -> dict:
-    home, _, resources = study
-    return {"raw_store": RawStore(root=str(home.raw)), "participant_removal": resources["participant_removal"]}
+    _, _, resources = study
+    return {k: resources[k] for k in ("raw_store", "participant_removal", "preprocessing")}
 
 
 def split_members(resources: dict) -> list[str]:
@@ -99,10 +98,9 @@ def test_har_participants_remove(study, capsys: pytest.CaptureFixture[str]) -> N
     for folder in home.raw.iterdir():
         age(folder)  # settled, whatever the time since the fixture wrote them
     first = new_participant_sensor(dg.build_sensor_context(instance=instance, resources=sensor_resources(study)))
-    assert [r.tags["har/participants"] for r in first.run_requests] == ["3"]  # p01, p03, p04: not p02
-    skipped = new_participant_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor,
-                                                             resources=sensor_resources(study)))
-    assert isinstance(skipped, dg.SkipReason) and "1 removed from the study, skipped (p02)" in skipped.skip_message
+    assert isinstance(first, dg.SkipReason)  # p01, p03, p04 are up to date; p02 is not registered again
+    assert "1 removed from the study, skipped (p02)" in first.skip_message
+    assert "0 stale, 3 of them up to date" in first.skip_message
 
     assert main(["participants", "remove", "nobody", "--reason", "typo"]) == 2
     assert "'nobody' is not a registered participant" in capsys.readouterr().err
@@ -112,9 +110,10 @@ def test_a_deleted_raw_folder_removes_the_participant(study) -> None:
     home, instance, _ = study
     for folder in home.raw.iterdir():
         age(folder)
-    first = new_participant_sensor(dg.build_sensor_context(instance=instance, resources=sensor_resources(study)))
-    cursor = first.cursor  # a fresh cursor: the four are requested once more (one backfill), none added
-    assert len(first.run_requests) == 1 and not first.dynamic_partitions_requests
+    context = dg.build_sensor_context(instance=instance, resources=sensor_resources(study))
+    first = new_participant_sensor(context)  # a fresh cursor: the four are up to date, nothing requested or added
+    assert isinstance(first, dg.SkipReason) and "0 stale, 4 of them up to date" in first.skip_message
+    cursor = context.cursor
 
     shutil.rmtree(home.raw / "p03")
     result = new_participant_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,

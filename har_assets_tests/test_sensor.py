@@ -8,8 +8,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from har_assets.config import PreprocessConfig
 from har_assets.orchestration.participant_removal import ParticipantRemoval
-from har_assets.orchestration.resources import RawStore
+from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.sensors import new_participant_sensor
 from har_assets_tests.rawfiles import age, edit_cell, write_participant
 
@@ -19,7 +20,8 @@ def tick(instance: dg.DagsterInstance, root: Path, cursor: str | None):
     removal = ParticipantRemoval(assets=str(state / "assets"), archive=str(state / "removed"),
                                  audit_dir=str(state / "audit"))
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                  resources={"raw_store": RawStore(root=str(root)), "participant_removal": removal})
+                                  resources={"raw_store": RawStore(root=str(root)), "participant_removal": removal,
+                                             "preprocessing": PreprocessingResource.from_config(PreprocessConfig())})
     result = new_participant_sensor(ctx)
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests or []:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from har_assets.orchestration.freshness import config_fingerprint, stale_participants
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.participant_removal import ParticipantRemoval, registry_event
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.resources import RawStore
+from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.sensor_status import default_status
 from har_assets.raw.removal import RemovalRecord
 from har_assets.raw.scan import ScanResult, scan_raw_root
@@ -21,31 +22,41 @@ SETTLE_SECONDS = 10.0
 
 @dg.sensor(asset_selection=dg.AssetSelection.assets(*PREPROCESSING_ASSETS), minimum_interval_seconds=30,
            default_status=default_status("HAR_AUTOSTART_SENSOR"),  # 0: e.g. ingestion only by backfills
-           description="Scans the raw root; adds each new valid participant as a partition, and requests a run for "
-                       "one new or changed participant, or a backfill (batched, PARTICIPANTS_PER_RUN per run) for "
-                       "several. A registered participant whose folder was deleted is removed: partition deleted, "
-                       "stored assets archived, audited (study_participants).")
+           description="Scans the raw root; adds each new valid participant as a partition. Of the new or changed "
+                       "folders (all of them when the preprocessing config changed) it requests the stale ones, "
+                       "as `har pipeline` decides staleness: a run for one, a backfill (batched, "
+                       "PARTICIPANTS_PER_RUN per run) for several. A registered participant whose folder was "
+                       "deleted is removed: partition deleted, stored assets archived, audited (study_participants).")
 def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore,
-                           participant_removal: ParticipantRemoval) -> dg.SensorResult | dg.SkipReason:
+                           participant_removal: ParticipantRemoval,
+                           preprocessing: PreprocessingResource) -> dg.SensorResult | dg.SkipReason:
     previous = json.loads(context.cursor) if context.cursor else None
     removed = participant_removal.removed_ids()
     scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS, removed=removed)
     for name, problem in sorted(scan.invalid.items()):
         context.log.warning(f"skipping raw folder '{name}': {problem}")
-    cursor = json.dumps(scan.state, sort_keys=True)
+    cfg = preprocessing.to_config()
+    config = config_fingerprint(cfg)
+    cursor = json.dumps({**scan.state, "config": config}, sort_keys=True)
+    config_changed = (previous or {}).get("config") != config
+    candidates = scan.ready if config_changed else scan.to_request
+    stale = stale_participants(context.instance, candidates, cfg) if candidates else {}
     registered = set(context.instance.get_dynamic_partitions(participants.name))
     leaving = _leaving(context, scan, registered, removed, participant_removal)
-    if not scan.to_request and not leaving:
-        context.update_cursor(cursor)
-        return dg.SkipReason(f"no new, changed or deleted participants ({scan.summary()})")
     new = sorted(set(scan.to_request) - registered)
-    context.log.info(scan.summary())
+    summary = f"{scan.summary()}; {len(stale)} stale, {len(candidates) - len(stale)} of them up to date"
+    if not stale and not leaving and not new:
+        context.update_cursor(cursor)
+        return dg.SkipReason(f"no stale or deleted participants ({summary})")
+    context.log.info(summary + "".join(f"\n{pid}: {why}" for pid, why in sorted(stale.items())))
     requests = []
-    if len(scan.to_request) == 1:
-        [(pid, fp)] = scan.to_request.items()
-        requests = [dg.RunRequest(partition_key=pid, run_key=f"{pid}:{fp}", tags={"har/raw_fingerprint": fp})]
-    elif scan.to_request:
-        requests = [backfill_request(sorted(scan.to_request))]
+    if len(stale) == 1:
+        [pid] = stale
+        fp = candidates[pid]
+        requests = [dg.RunRequest(partition_key=pid, run_key=f"{pid}:{fp}:{config}",
+                                  tags={"har/raw_fingerprint": fp, "har/stale": stale[pid][:200]})]
+    elif stale:
+        requests = [backfill_request(sorted(stale))]
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[*([participants.build_add_request(new)] if new else []),

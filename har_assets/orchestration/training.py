@@ -36,6 +36,7 @@ from har_assets.ml.split import DatasetSplit, SplitError, split_participants
 from har_assets.orchestration import automation
 from har_assets.orchestration.asset_store import JSON_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks
+from har_assets.orchestration.freshness import latest_materializations, metadata_value
 from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
@@ -57,41 +58,24 @@ def scaler_fingerprint(scaler: ChannelScaler) -> str:
     return hashlib.sha256(json.dumps(scaler.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def latest_record(instance: dg.DagsterInstance, asset: str, partition: str) -> dg.EventLogRecord | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
-    return records[0] if records else None
-
-
 def input_lineage(instance: dg.DagsterInstance, split: DatasetSplit) -> dict[str, dict[str, Any]]:
     """Per labelled participant: its role, the raw files' data version and where its windows came from."""
-    lineage: dict[str, dict[str, Any]] = {}
-    for pid in split.labelled:
-        raw, win = latest_record(instance, "raw_recording", pid), latest_record(instance, "windows", pid)
-        raw_mat = raw.asset_materialization if raw else None
-        lineage[pid] = {
-            "role": split.role_of(pid),
-            "raw_data_version": raw_mat.metadata["raw_fingerprint"].value
-            if raw_mat and "raw_fingerprint" in raw_mat.metadata else None,
-            "windows_sha": split.fingerprints.get(pid),
-            "windows_run_id": win.run_id if win else None,
-            "windows_materialized_at": win.timestamp if win else None,
-        }
-    return lineage
+    pids = sorted(split.labelled)
+    raw, win = (latest_materializations(instance, asset, pids) for asset in ("raw_recording", "windows"))
+    return {pid: {
+        "role": split.role_of(pid),
+        "raw_data_version": metadata_value(raw.get(pid), "raw_fingerprint"),
+        "windows_sha": split.fingerprints.get(pid),
+        "windows_run_id": win[pid].run_id if pid in win else None,
+        "windows_materialized_at": win[pid].timestamp if pid in win else None,
+    } for pid in split.labelled}
 
 
 def stale_normalized(instance: dg.DagsterInstance, pids: list[str], scaler: ChannelScaler) -> list[str]:
     """Participants whose stored normalized_windows were made with another scaler."""
     want = scaler_fingerprint(scaler)
-    stale = []
-    for pid in pids:
-        record = latest_record(instance, "normalized_windows", pid)
-        mat = record.asset_materialization if record else None
-        got = mat.metadata.get("scaler_fingerprint") if mat else None
-        if got is None or got.value != want:
-            stale.append(pid)
-    return stale
+    made = latest_materializations(instance, "normalized_windows", pids)
+    return [pid for pid in pids if metadata_value(made.get(pid), "scaler_fingerprint") != want]
 
 
 def require_normalized(context: dg.AssetExecutionContext, split: DatasetSplit, roles: tuple[str, ...],

@@ -22,6 +22,7 @@ from har_assets.raw.layout import (
 @dataclass
 class ScanResult:
     to_request: dict[str, str] = field(default_factory=dict)  # participant -> content fingerprint
+    ready: dict[str, str] = field(default_factory=dict)  # every settled participant (to_request too) -> fingerprint
     settling: list[str] = field(default_factory=list)  # files still changing: wait for the next scan
     invalid: dict[str, str] = field(default_factory=dict)  # folder name -> problem
     unchanged: list[str] = field(default_factory=list)
@@ -77,6 +78,7 @@ def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now
             result.settling.append(pid)
             continue
         seen[pid] = {"sig": signature, "fp": fingerprint}
+        result.ready[pid] = fingerprint
         if requested.get(pid) == fingerprint:
             result.unchanged.append(pid)
         else:
