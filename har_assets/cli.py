@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from har_assets.home import HOME_ENV, HarHome
+from har_assets.home import HOME_ENV, HarHome, HomeConfigError
 
 LOCAL_MAX_CONCURRENT_RUNS = 2
 
@@ -65,6 +65,7 @@ def _home(args: argparse.Namespace) -> HarHome:
     home = HarHome.from_env()
     os.environ[HOME_ENV] = str(home.root)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    home.preprocess_config(), home.training_config()  # a bad config file stops the command before it writes
     return home
 
 
@@ -121,7 +122,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     home = _home(args)
     try:
-        base = apply_overrides(ExperimentConfig(preprocess=home.preprocess_config()), parse_assignments(args.set))
+        base = apply_overrides(ExperimentConfig(preprocess=home.preprocess_config(), **dict(home.training_config())),
+                               parse_assignments(args.set))
         variants = build_variants(base, args.compare, args.variant, reference=args.reference)
     except VariantError as exc:
         print(f"har evaluate: {exc}", file=sys.stderr)
@@ -298,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     # no MLflow download progress bars in summaries and run logs (`har dev`'s run workers inherit it)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except HomeConfigError as exc:
+        print(f"har {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

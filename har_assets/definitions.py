@@ -22,12 +22,13 @@ from har_assets.serving.settings import registered_model_from_env
 
 def build_resources(home: HarHome) -> dict:
     model_name, alias = registered_model_from_env()
+    training = home.training_config()
     return {
         "raw_store": RawStore(root=str(home.raw)),
         "preprocessing": PreprocessingResource.from_config(home.preprocess_config()),
         "participant_removal": ParticipantRemoval.for_home(home),
         **store_resources(home.assets_uri()),
-        "training": TrainingResource(),
+        "training": TrainingResource.from_configs(training.split, training.model, training.train),
         "mlflow_tracking": MlflowTracking(tracking_uri=home.mlflow_tracking_uri(),
                                           artifact_location=home.mlflow_artifact_location(),
                                           registered_model_name=model_name, champion_alias=alias),

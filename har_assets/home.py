@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from har_assets.config import PreprocessConfig
+from har_assets.ml.hyperparams import ModelConfig, TrainConfig
+from har_assets.ml.split import SplitConfig
 from har_assets.objectstore import ASSETS_URI_ENV, is_local, store_path
 
 HOME_ENV = "HAR_HOME"
 DEFAULT_HOME = "data"
 PREPROCESS_FILE = "preprocess.json"
+TRAINING_FILE = "training.json"
 MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+class TrainingConfig(BaseModel):
+    """`$HAR_HOME/training.json`: the sections of the `training` resource, each optional."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class HomeConfigError(ValueError):
+    """A config file in the home folder that cannot be read."""
+
+
+def _read_config(path: Path, model: type[M]) -> M:
+    """The file validated as `model`, or the defaults when there is no file; errors name the file and field."""
+    if not path.is_file():
+        return model()
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors())
+        raise HomeConfigError(f"{path}: {problems}") from None
 
 
 @dataclass(frozen=True)
@@ -86,7 +119,8 @@ class HarHome:
 
     def preprocess_config(self) -> PreprocessConfig:
         """The preprocessing config: `$HAR_HOME/preprocess.json` if present, else the defaults."""
-        path = self.root / PREPROCESS_FILE
-        if path.is_file():
-            return PreprocessConfig.model_validate(json.loads(path.read_text()))
-        return PreprocessConfig()
+        return _read_config(self.root / PREPROCESS_FILE, PreprocessConfig)
+
+    def training_config(self) -> TrainingConfig:
+        """Split, model and training settings: `$HAR_HOME/training.json` if present, else the defaults."""
+        return _read_config(self.root / TRAINING_FILE, TrainingConfig)

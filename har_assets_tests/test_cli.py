@@ -49,6 +49,7 @@ def test_pipeline_json_then_up_to_date_then_changed(tmp_path: Path) -> None:
     # 6 minutes: enough bouts that the two participants share classes (the test one must have a class training knows)
     assert main(["demo-data", "--participants", "2", "--out", str(raw), "--minutes", "6", "--format", "csv"]) == 0
     (raw / "bad id!").mkdir()
+    (home / "training.json").write_text(json.dumps({"train": {"epochs": 4}}))  # the home's own training settings
     env = {**os.environ, "HAR_HOME": str(home)}
     first = subprocess.run([*HAR, "pipeline", "--json"], env=env, capture_output=True, text=True, timeout=600)
     summary = json.loads(first.stdout)
@@ -60,6 +61,7 @@ def test_pipeline_json_then_up_to_date_then_changed(tmp_path: Path) -> None:
     assert p1["windows"] >= sum(p1["windows_per_class"].values()) > 0
     assert (home / "dagster_home" / "dagster.yaml").is_file()
     assert (home / "assets" / "windows" / "p002.npz").is_file()
+    assert summary["model"]["epochs_run"] == 4
 
     (raw / "bad id!").rmdir()
     second = json.loads(subprocess.run([*HAR, "pipeline", "--json"], env=env, capture_output=True, text=True,
@@ -70,5 +72,23 @@ def test_pipeline_json_then_up_to_date_then_changed(tmp_path: Path) -> None:
     labels.write_text("".join(labels.read_text().splitlines(keepends=True)[:-1]))  # drop the last bout
     third = json.loads(subprocess.run([*HAR, "pipeline", "--json"], env=env, capture_output=True, text=True,
                                       timeout=600, check=True).stdout)
-    assert third["participants"]["p002"]["status"] == "materialized"
+    assert third["participants"]["p002"] == {**third["participants"]["p002"], "status": "materialized",
+                                             "why": "raw files changed"}
     assert third["participants"]["p001"]["status"] == "up-to-date"
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("training.json", '{"train": {"epochs": 0}}', "train.epochs: Input should be greater than or equal to 1"),
+    ("training.json", '{"trian": {}}', "trian: Extra inputs are not permitted"),
+    ("preprocess.json", '{"window_size": "big"}', "window_size: Input should be a valid integer"),
+    ("preprocess.json", "{not json", "(file): Invalid JSON"),
+])
+def test_a_bad_config_file_is_named_with_its_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   name: str, content: str, problem: str) -> None:
+    home = tmp_path / "home"
+    (home / "raw").mkdir(parents=True)
+    (home / name).write_text(content)
+    assert main(["pipeline", "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert f"har pipeline: {home / name}: {problem}" in err
+    assert not list((home / "raw").iterdir()) and not (home / "dagster_home").exists()  # stopped before writing

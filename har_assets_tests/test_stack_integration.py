@@ -18,6 +18,7 @@ the `champion` alias on the MLflow server, whose data really is in PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ from har_assets_tests.stack import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
+TRAIN_EPOCHS = 5  # from $HAR_HOME/training.json, as the code location reads it
 SEEDED = ["p01", "p02"]  # in the raw folder before the stack starts
 NEW = "p03"  # appears while the stack runs
 SENSOR = "new_participant_sensor"
@@ -155,6 +157,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         write_participant(raw / pid, seconds=40.0, fmt="csv")
         for f in (raw / pid).iterdir():  # already there a while: settled by the sensor's first tick
             os.utime(f, (time.time() - 120, time.time() - 120))
+    (home / "training.json").write_text(json.dumps({"train": {"epochs": TRAIN_EPOCHS}}))  # the home's own settings
     shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")  # the compose instance config, unchanged
     ports = {name: free_port() for name in ("grpc", "webserver", "mlflow")}
     (dagster_home / "workspace.yaml").write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
@@ -295,6 +298,7 @@ def test_training_through_the_stack_lands_in_the_mlflow_server(stack: Stack, new
         run = c.get(f"{stack.mlflow_url}/api/2.0/mlflow/runs/get", params={"run_id": version["run_id"]}).json()["run"]
         assert run["info"]["status"] == "FINISHED"
         assert {m["key"] for m in run["data"]["metrics"]} >= {"test_macro_f1", "test_accuracy", "train_loss"}
+        assert {p["key"]: p["value"] for p in run["data"]["params"]}["train.epochs"] == str(TRAIN_EPOCHS)
         # artifacts go through the server's proxy into its artifact destination (the compose volume)
         assert run["info"]["artifact_uri"].startswith("mlflow-artifacts:"), run["info"]["artifact_uri"]
         listed = c.get(f"{stack.mlflow_url}/api/2.0/mlflow/artifacts/list",
