@@ -17,7 +17,7 @@ from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from har_assets.config import PreprocessConfig
 from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
-from har_assets.ml.mlflow_model import log_bundle
+from har_assets.ml.mlflow_model import log_bundle, record_digest
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.training import train_model
 from har_assets.raw.recording import RawRecording
@@ -106,7 +106,9 @@ class ModelStore:
         except MlflowException:
             client.create_registered_model(name)
         with _tracking(self.uri):  # MLflow resolves a `models:/m-…` source through the global tracking URI
-            return str(client.create_model_version(name, source, run_id=run_id).version)
+            version = client.create_model_version(name, source, run_id=run_id)
+        record_digest(client, name, version)  # as the registry does
+        return str(version.version)
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.name, alias, version)

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from har_assets.config import PreprocessConfig
 from har_assets.home import HarHome
 from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.mlflow_model import DIGEST_TAG
 from har_assets.raw.reader import read_participant
 from har_assets.serving.api import create_app
 from har_assets.serving.predictor import Predictor
@@ -453,6 +454,7 @@ def test_a_model_saved_before_antialiasing_is_served_as_it_was_trained(tmp_path:
     stored = json.loads(config_file.read_text())
     del stored["antialias_cutoff_ratio"]
     config_file.write_text(json.dumps(stored))
+    old.client().delete_model_version_tag(old.name, version, DIGEST_TAG)  # registered before hashes were recorded
 
     t = np.arange(0, 12_000, 10.0)  # 100 Hz, with a 35 Hz tap tone that folds to 15 Hz without anti-aliasing
     tone = np.sin(2 * np.pi * 35 * t / 1000)
@@ -465,6 +467,7 @@ def test_a_model_saved_before_antialiasing_is_served_as_it_was_trained(tmp_path:
                              "y": gyro[:, 1].tolist(), "z": gyro[:, 2].tolist(), "unit": "deg/s"}}
     with TestClient(create_app(settings_for(old, version=version))) as c:
         r = c.post("/predict", json=payload)
+        assert c.get("/model").json()["verified"] is False  # served, and said to be unverified
     assert r.status_code == 200, r.text
     got = np.array([[w["probabilities"][k] for k in r.json()["classes"]] for w in r.json()["windows"]])
     raw = recording_from_samples(start + t, acc, AccelUnit.MILLI_G, start + 7 + t, gyro, GyroUnit.DEG_PER_S)

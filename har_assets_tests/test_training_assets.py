@@ -21,6 +21,7 @@ from har_assets.config import PreprocessConfig
 from har_assets.definitions import build_definitions, build_resources
 from har_assets.home import HarHome
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
+from har_assets.ml.mlflow_model import DIGEST_TAG
 from har_assets.ml.split import DatasetSplit, SplitConfig
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.resources import PreprocessingResource
@@ -181,7 +182,10 @@ def test_training_run_is_tracked_in_mlflow(trained: Trained) -> None:
     assert {"evaluation/confusion_matrix.png", "evaluation/classification_report.txt"} <= artifacts
     inputs = {a.path for a in trained.client.list_artifacts(run.info.run_id, "inputs")}
     assert "inputs/data_versions.json" in inputs
-    champion = trained.resources["mlflow_tracking"].load_bundle("models:/har-activity@champion")
+    version = trained.client.get_model_version_by_alias("har-activity", "champion")
+    digest = version.tags[DIGEST_TAG]  # recorded at registration, from the training run's own record
+    assert digest == run.data.tags[DIGEST_TAG] and len(digest) == 64
+    champion = trained.resources["mlflow_tracking"].load_bundle("models:/har-activity@champion", digest)
     assert champion.classes == ["hand_tapping", "sitting"]
     ws = trained.windows("windows", trained.split.test[0])
     assert champion.predict_windows(ws.X).shape == (len(ws), 2)

@@ -2,16 +2,23 @@
 
 The MLflow model is a pyfunc whose only artifact is the bundle folder (weights, architecture,
 preprocessing config, scaler, classes). Its `predict` takes unscaled windows
-(n, window_size, channels) as the preprocessing produces them and returns class probabilities.
+(n, window_size, channels) as the preprocessing produces them and returns class probabilities;
+that is for MLflow's own tools, which unpickle `python_model.pkl`. Our evaluation, registry,
+scoring and API never do: `load_bundle` reads the bundle's JSON and its weights with
+`torch.load(weights_only=True)`, after checking the bundle's content hash against the one the
+registry recorded for the version (`DIGEST_TAG`), so a model file can run no code and a file
+changed after registration is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import Schema, TensorSpec
@@ -19,6 +26,20 @@ from mlflow.types import Schema, TensorSpec
 from har_assets.ml.bundle import ModelBundle
 
 ARTIFACT_KEY = "bundle"
+DIGEST_TAG = "har.bundle_sha256"  # on the training run, and on every registered version made from it
+
+
+class BundleIntegrityError(RuntimeError):
+    """A model's bundle differs from the content hash recorded for it."""
+
+
+def bundle_digest(folder: Path) -> str:
+    """sha256 over the bundle's files: each relative path and its content's sha256, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 class HarPyfuncModel(mlflow.pyfunc.PythonModel):
@@ -45,10 +66,12 @@ def signature_for(bundle: ModelBundle) -> ModelSignature:
 
 
 def log_bundle(bundle: ModelBundle, input_example: np.ndarray, name: str = "model") -> ModelInfo:
-    """Log the bundle as an MLflow model in the active run (signature and input example included)."""
+    """Log the bundle as an MLflow model in the active run (signature and input example included); the run's tag
+    DIGEST_TAG holds the bundle's content hash, for the registry to record on each version made from it."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / ARTIFACT_KEY
         bundle.save(folder)
+        mlflow.set_tag(DIGEST_TAG, bundle_digest(folder))
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=HarPyfuncModel(),
@@ -58,6 +81,31 @@ def log_bundle(bundle: ModelBundle, input_example: np.ndarray, name: str = "mode
         )
 
 
-def load_bundle(model_uri: str) -> ModelBundle:
-    """The bundle of a logged or registered model (`runs:/…/model`, `models:/name@champion`, …)."""
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().bundle
+def load_bundle(model_uri: str, expected_digest: str | None = None, tracking_uri: str | None = None) -> ModelBundle:
+    """The bundle of a logged or registered model (`models:/m-…`, `models:/name/3`, …; from `tracking_uri`'s
+    store, default MLflow's current one), without unpickling anything; BundleIntegrityError when
+    `expected_digest` is given and the files differ from it."""
+    with tempfile.TemporaryDirectory(prefix="har-model-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp,
+                                                         tracking_uri=tracking_uri, registry_uri=tracking_uri))
+        folder = local / "artifacts" / ARTIFACT_KEY
+        if not folder.is_dir():
+            raise BundleIntegrityError(f"{model_uri} holds no model bundle (artifacts/{ARTIFACT_KEY})")
+        if expected_digest is not None and (found := bundle_digest(folder)) != expected_digest:
+            raise BundleIntegrityError(
+                f"{model_uri}: the bundle's content hash {found[:12]}… differs from {expected_digest[:12]}… "
+                "recorded at registration: its files were changed since; refusing to load it")
+        return ModelBundle.load(folder)
+
+
+def run_digest(client: mlflow.MlflowClient, run_id: str | None) -> str | None:
+    """The bundle content hash the training run recorded (None for runs logged before hashes existed)."""
+    return client.get_run(run_id).data.tags.get(DIGEST_TAG) if run_id else None
+
+
+def record_digest(client: mlflow.MlflowClient, name: str, version: ModelVersion) -> str | None:
+    """Record the content hash of the version's bundle (its run's) on the version, once, at registration."""
+    digest = version.tags.get(DIGEST_TAG) or run_digest(client, version.run_id)
+    if digest and DIGEST_TAG not in version.tags:
+        client.set_model_version_tag(name, version.version, DIGEST_TAG, digest)
+    return digest

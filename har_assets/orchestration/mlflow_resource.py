@@ -83,11 +83,12 @@ class MlflowTracking(dg.ConfigurableResource):
         run = self.client().get_run(run_id)
         return f"{self.tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
-    def load_bundle(self, model_uri: str) -> ModelBundle:
+    def load_bundle(self, model_uri: str, expected_digest: str | None = None) -> ModelBundle:
+        """The model's bundle, never unpickled; checked against `expected_digest` when given."""
         from har_assets.ml.mlflow_model import load_bundle
 
         self.activate()
-        return load_bundle(model_uri)
+        return load_bundle(model_uri, expected_digest)
 
     def champion(self) -> ModelVersion | None:
         """The version holding the champion alias, or None (also when the model is not registered yet)."""

@@ -16,6 +16,7 @@ from mlflow.entities.model_registry import ModelVersion
 from har_assets.config import PreprocessConfig
 from har_assets.ml.datasets import WindowSets
 from har_assets.ml.experiment import score_bundle
+from har_assets.ml.mlflow_model import DIGEST_TAG, record_digest
 from har_assets.ml.split import DatasetSplit
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.resources import RawStore
@@ -26,13 +27,14 @@ from har_assets.signal.windowing import WindowSet
 
 
 def find_or_register(client: MlflowClient, name: str, run_id: str, model_uri: str) -> ModelVersion:
-    """The version of this run's model, registering it (and the registered model) if needed."""
+    """The version of this run's model, registering it (and the registered model) if needed, with its bundle's
+    content hash recorded on it before anything can point an alias at it."""
     import mlflow
 
-    for version in client.search_model_versions(f"name='{name}' and run_id='{run_id}'"):
-        if version.source == model_uri:
-            return version
-    return mlflow.register_model(model_uri, name)
+    found = [v for v in client.search_model_versions(f"name='{name}' and run_id='{run_id}'") if v.source == model_uri]
+    version = found[0] if found else mlflow.register_model(model_uri, name)
+    record_digest(client, name, version)
+    return client.get_model_version(name, version.version)
 
 
 def windows_with(cfg: PreprocessConfig, current: PreprocessConfig, windows: WindowSets, pids: list[str],
@@ -55,7 +57,7 @@ def decide_and_register(tracking: MlflowTracking, model: dict, evaluation: dict,
     client = tracking.client()
     name, alias = tracking.registered_model_name, tracking.champion_alias
     version = find_or_register(client, name, model["mlflow_run_id"], model["model_uri"])
-    candidate = tracking.load_bundle(model["model_uri"])
+    candidate = tracking.load_bundle(model["model_uri"], version.tags.get(DIGEST_TAG))
     cand = score_bundle(candidate, windows, split.test)
     champion = tracking.champion()
     previous: dict[str, Any] | None = None
@@ -67,7 +69,7 @@ def decide_and_register(tracking: MlflowTracking, model: dict, evaluation: dict,
     else:
         previous = {"version": champion.version, "run_id": champion.run_id}
         try:
-            champ = tracking.load_bundle(f"models:/{name}/{champion.version}")
+            champ = tracking.load_bundle(f"models:/{name}/{champion.version}", champion.tags.get(DIGEST_TAG))
             champ_windows = windows_with(champ.preprocess, candidate.preprocess, windows, split.test, raw_store)
             previous |= score_bundle(champ, champ_windows, split.test)
         except Exception as exc:  # a champion that cannot be scored is never replaced blindly

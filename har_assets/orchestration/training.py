@@ -299,9 +299,11 @@ def model_evaluation(context: dg.AssetExecutionContext, model: dict, dataset_spl
 
     from har_assets.ml.experiment import evaluate
     from har_assets.ml.metrics import confusion_matrix_png
+    from har_assets.ml.mlflow_model import run_digest
 
     split = dataset_split
-    bundle = mlflow_tracking.load_bundle(model["model_uri"])
+    bundle = mlflow_tracking.load_bundle(model["model_uri"], run_digest(mlflow_tracking.client(),
+                                                                        model["mlflow_run_id"]))
     require_normalized(context, split, ("train", "test"), normalized_windows, bundle.scaler)
     classes = bundle.classes
     train = labelled_data(normalized_windows, split.train, classes)

@@ -9,13 +9,11 @@ and probabilities through `ModelBundle.predict_windows`; nothing here re-impleme
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import numpy as np
 import polars as pl
 from mlflow import MlflowClient
@@ -23,7 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
 from har_assets.ml.bundle import ModelBundle
-from har_assets.ml.mlflow_model import load_bundle
+from har_assets.ml.mlflow_model import DIGEST_TAG, load_bundle
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
@@ -92,6 +90,7 @@ class LoadedModel:
     run_id: str | None
     metrics: dict[str, float]
     bundle: ModelBundle
+    bundle_sha256: str | None = None  # checked against the registry's record; None: registered unverified
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -128,6 +127,7 @@ class LoadedModel:
             "window_size": cfg.window_size, "target_hz": cfg.target_hz,
             "preprocess_config": cfg.model_dump(mode="json"),
             "model_config": self.bundle.model_config.model_dump(mode="json"),
+            "bundle_sha256": self.bundle_sha256, "verified": self.bundle_sha256 is not None,
             "loaded_at": self.loaded_at,
         }
 
@@ -158,20 +158,19 @@ def recording_from_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_uni
 
 
 def load_model_version(tracking_uri: str, name: str, version: str, alias: str | None = None) -> LoadedModel:
-    """Download and load one registered version (bundle, run metrics) from the given MLflow store."""
+    """Load one registered version (bundle, run metrics) from the given MLflow store, never unpickling anything;
+    a version whose bundle differs from the content hash recorded at registration is refused
+    (BundleIntegrityError). A version registered without a hash (before hashes existed) loads unverified."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     mv = client.get_model_version(name, version)
-    source = client.get_model_version_download_uri(name, mv.version)
-    with tempfile.TemporaryDirectory(prefix="har-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri,
-                                                    registry_uri=tracking_uri)
-        bundle = load_bundle(local)
+    digest = mv.tags.get(DIGEST_TAG)
+    bundle = load_bundle(client.get_model_version_download_uri(name, mv.version), digest, tracking_uri)
     try:
         metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
     except MlflowException:  # the run was deleted: the model still serves
         metrics = {}
     return LoadedModel(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, metrics=metrics,
-                       bundle=bundle)
+                       bundle=bundle, bundle_sha256=digest)
 
 
 class Predictor:
