@@ -99,3 +99,38 @@ def test_a_batch_must_return_each_of_its_partitions(tmp_path: Path) -> None:
     result = dg.materialize([frames], tags=batch, resources=store_resources(str(tmp_path)), raise_on_error=False)
     assert "must return a dict with exactly those partitions" in str(
         result.get_step_failure_events()[0].step_failure_data.error)
+
+
+def test_loading_many_partitions_logs_once_and_names_what_is_missing(tmp_path: Path) -> None:
+    """A step over many partitions (training's ALL_PARTITIONS inputs) writes a log event per step, not per partition
+    (each is an event-log write); a missing partition is left out with one warning when allowed, else named."""
+    keys = [f"p{i:02d}" for i in range(30)]
+    parts = dg.StaticPartitionsDefinition(keys)
+
+    @dg.asset(partitions_def=parts, io_manager_key=TABLE_IO)
+    def frames(context) -> pl.DataFrame:  # unannotated: Dagster refuses a string annotation for context
+        return pl.DataFrame({"p": [context.partition_key]})
+
+    @dg.asset(ins={"frames": dg.AssetIn(metadata={"allow_missing_partitions": True})}, io_manager_key=TABLE_IO)
+    def combined(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        return pl.concat(frames.values())
+
+    @dg.asset(ins={"frames": dg.AssetIn()}, io_manager_key=TABLE_IO)
+    def strict(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        return pl.concat(frames.values())
+
+    stores = store_resources(str(tmp_path))
+    with dg.instance_for_test() as instance:
+        for key in keys[:-1]:  # the last one never materialized
+            assert dg.materialize([frames], partition_key=key, instance=instance, resources=stores).success
+        result = dg.materialize([frames, combined], selection=[combined], instance=instance, resources=stores)
+        assert result.success and sorted(stores[TABLE_IO].load(dg.AssetKey("combined"))["p"]) == keys[:-1]
+        messages = [e.message for e in instance.all_logs(result.run_id) if e.level in (10, 30) and e.message]
+        assert sum(m.startswith("loading 30 partitions of frames") for m in messages) == 1
+        assert not [m for m in messages if "Loading partition" in m]  # the base class logs each partition
+        assert len(messages) < 30, messages
+        assert any("1 partitions of frames are not materialized and were left out: p29" in m for m in messages)
+        failed = dg.materialize([frames, strict], selection=[strict], instance=instance, resources=stores,
+                                raise_on_error=False)
+        assert "asset frames partition 'p29' has not been materialized" in str(
+            failed.get_step_failure_events()[0].step_failure_data.error)
