@@ -140,8 +140,8 @@ def sensor_frame(t_ms: np.ndarray, xyz: np.ndarray, to_si: float) -> pl.DataFram
         raise ValueError(f"expected {t.size} samples of x, y, z; got shape {values.shape}")
     if t.size < 2 or not np.all(np.diff(t) > 0):
         raise ValueError("timestamps must be at least two, strictly increasing")
-    frame = pl.DataFrame({"t_ms": t, "x": values[:, 0], "y": values[:, 1], "z": values[:, 2]}, schema=SAMPLE_SCHEMA)
-    return frame.select("t_ms", *(pl.col(a) * to_si for a in "xyz"))
+    si = values * to_si  # the reader's conversion, in float64 as there
+    return pl.DataFrame({"t_ms": t, "x": si[:, 0], "y": si[:, 1], "z": si[:, 2]}, schema=SAMPLE_SCHEMA)
 
 
 def recording_from_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_unit: AccelUnit,

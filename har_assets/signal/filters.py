@@ -19,15 +19,36 @@ def butter_sos(order: int, cutoff_hz: float, fs: float, kind: str) -> np.ndarray
     return butter(order, cutoff_hz, btype=kind, fs=fs, output="sos")
 
 
+@lru_cache(maxsize=32)
+def _initial_state(sos_bytes: bytes, sections: int) -> np.ndarray:
+    """`sosfilt_zi` of a filter (its step-response steady state): the same for every call, so computed once."""
+    from scipy.signal import sosfilt_zi
+
+    return sosfilt_zi(np.frombuffer(sos_bytes).reshape(sections, 6))
+
+
+def _filtfilt(sos: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
+    """scipy's `sosfiltfilt(sos, x, axis=0, padtype="odd", padlen=padlen)`, with the initial state cached (it
+    cost a quarter of a short request's preprocessing); the parity test holds them equal."""
+    from scipy.signal import sosfilt
+
+    zi = _initial_state(np.ascontiguousarray(sos, dtype=np.float64).tobytes(), len(sos))
+    zi = zi.reshape(len(sos), 2, *([1] * (x.ndim - 1)))  # broadcast over the other axes
+    if padlen:
+        x = np.concatenate((2 * x[:1] - x[padlen:0:-1], x, 2 * x[-1:] - x[-2:-padlen - 2:-1]))
+    y, _ = sosfilt(sos, x, axis=0, zi=zi * x[:1])
+    y, _ = sosfilt(sos, y[::-1], axis=0, zi=zi * y[-1:])
+    y = y[::-1]
+    return y[padlen:len(y) - padlen] if padlen else y
+
+
 def zero_phase(sos: np.ndarray, x: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Filter the rows of x (n, k) forward and backward, each run [bounds[i], bounds[i+1]) on its own."""
-    from scipy.signal import sosfiltfilt
-
     out = np.empty_like(x)
     default_pad = 3 * (2 * len(sos) + 1)
     for lo, hi in itertools.pairwise(bounds):
         n = hi - lo
-        out[lo:hi] = sosfiltfilt(sos, x[lo:hi], axis=0, padlen=min(default_pad, n - 1)) if n > 1 else x[lo:hi]
+        out[lo:hi] = _filtfilt(sos, x[lo:hi], min(default_pad, n - 1)) if n > 1 else x[lo:hi]
     return out
 
 

@@ -161,11 +161,11 @@ def fuse(accel: pl.DataFrame, gyro: pl.DataFrame, labels: pl.DataFrame,
     sensors: dict[str, SensorStats] = {}
     for sensor, frame, t_native in (("accel", accel, t_acc), ("gyro", gyro, t_gyr)):
         native_hz = measured_hz(t_native)
-        values, cutoff = antialias(t_native, frame.select("x", "y", "z").to_numpy(), native_hz, cfg)
+        values, cutoff = antialias(t_native, np.column_stack([frame[a].to_numpy() for a in "xyz"]), native_hz, cfg)
         for k, name in enumerate(SENSOR_CHANNELS[sensor]):
             columns[name] = np.interp(t, t_native, values[:, k])
         sensors[sensor] = _sensor_stats(t_native, segments, max_gap_ms, native_hz, cutoff)
-    fused = pl.DataFrame(columns).with_columns(label_at(t, labels))
+    fused = pl.DataFrame({**columns, "label": label_at(t, labels)})
     stats = FusionStats(
         accel=sensors["accel"],
         gyro=sensors["gyro"],

@@ -84,7 +84,7 @@ def window_labels(sample_labels: np.ndarray, starts: np.ndarray, size: int, cove
 def make_windows(frame: pl.DataFrame, cfg: PreprocessConfig) -> WindowSet:
     """Slide `window_size` samples by `window_step` within each segment; never across a boundary."""
     channels = cfg.channels
-    values = frame.select(channels).to_numpy().astype(np.float32)
+    values = np.column_stack([frame[c].to_numpy() for c in channels]).astype(np.float32)
     t_ms = frame["t_ms"].to_numpy()
     segment = frame["segment"].to_numpy()
     bounds = segment_bounds(segment) if frame.height else np.array([0])
