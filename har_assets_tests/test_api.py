@@ -180,8 +180,15 @@ def bad_inputs(example: dict) -> list[tuple[str, dict | str, int, str]]:
         ("wrong shape", _sensor(example, "accelerometer", x=[[1.0, 2.0]] * n), 422, "body.accelerometer.x[0]"),
         ("single sample", _sensor(example, "accelerometer", timestamps_ms=t[:1], x=[1.0], y=[1.0], z=[1.0]), 422,
          "body.accelerometer.timestamps_ms"),
-        ("not JSON", "{accelerometer: [", 422, "JSON decode error"),
+        ("not JSON", "{accelerometer: [", 400, "key must be a string at line 1 column 2"),
     ]
+
+
+def described(r) -> str:
+    """An error response's sentence and the fields it names."""
+    body = r.json()
+    assert set(body) == {"detail", "kind", "error_count", "errors"} and body["error_count"] >= len(body["errors"])
+    return " ".join([body["detail"], *(e["field"] or "" for e in body["errors"])])
 
 
 def test_every_bad_input_gets_a_4xx_naming_the_problem(client: TestClient, example: dict) -> None:
@@ -189,7 +196,7 @@ def test_every_bad_input_gets_a_4xx_naming_the_problem(client: TestClient, examp
         r = (client.post("/predict", content=body, headers={"content-type": "application/json"})
              if isinstance(body, str) else client.post("/predict", json=body))
         assert r.status_code == status, f"{case}: {r.status_code} {r.text[:300]}"
-        assert text in r.json()["detail"], f"{case}: {r.json()['detail']}"
+        assert text in described(r), f"{case}: {r.json()}"
 
 
 def test_bad_windows(client: TestClient) -> None:
@@ -200,14 +207,18 @@ def test_bad_windows(client: TestClient) -> None:
         ({"windows": [good[:150]]}, 422, "window 0 has 150 samples; the model takes 200"),
         ({"windows": [good, [row[:-1] for row in good]]}, 422,
          f"sample 0 of window 1 has {n - 1} channels; the model takes {n}"),
-        ({"windows": good}, 422, "body.windows[0][0]"),  # (window, channels): one dimension short
-        ({"windows": [[[*good[0][:-1], float("nan")], *good[1:]]]}, 422, f"body.windows[0][0][{n - 1}]"),
+        ({"windows": good}, 422, "window 0 has 6 samples"),  # (window, channels): one dimension short
+        ({"windows": [[[*good[0][:-1], "1.5"], *good[1:]]]}, 422, f"body.windows[0][0][{n - 1}]"),
+        ({"windows": [[[*good[0][:-1], 1e7], *good[1:]]]}, 422, f"body.windows[0][0][{n - 1}]"),
+        ({"windows": [good], "model": "x"}, 422, "body.model"),
+        ({"windows": [[[*good[0][:-1], float("nan")], *good[1:]]]}, 400,  # NaN is not JSON
+         "not valid JSON: Invalid JSON: expected value at line 1 column"),
     ]
     for body, status, text in cases:
         content = json.dumps(body)  # NaN written as the JSON extension NaN
         r = client.post("/predict/windows", content=content, headers={"content-type": "application/json"})
         assert r.status_code == status, r.text[:300]
-        assert text in r.json()["detail"], r.json()["detail"]
+        assert text in described(r), r.json()
 
 
 def test_size_limits(store: ModelStore, example: dict) -> None:
@@ -221,15 +232,19 @@ def test_size_limits(store: ModelStore, example: dict) -> None:
             yield from (data[i:i + 4096] for i in range(0, len(data), 4096))
 
         r = small.post("/predict", content=chunks(), headers={"content-type": "application/json"})
-        assert r.status_code == 413 and r.json()["field"] == "body"
+        assert r.status_code == 413 and r.json()["errors"][0]["field"] == "body"
     with TestClient(create_app(settings_for(store, max_samples=400, max_windows=2))) as few:
-        r = few.post("/predict", json=example)
-        assert r.status_code == 413 and r.json()["field"] == "body.accelerometer.timestamps_ms"
-        assert "430 accelerometer samples; the limit is 400" in r.json()["detail"]
+        r = few.post("/predict", json=example)  # 8 lists of 430: refused by counting, before parsing
+        assert r.status_code == 413 and r.json()["errors"][0]["field"] == "body"
+        assert "values or more; at most 3216 are accepted (8 lists of at most 400 samples" in r.json()["detail"]
         window = windows_example(few)["windows"][0]
         r = few.post("/predict/windows", json={"windows": [window] * 3})
-        assert r.status_code == 413 and "3 windows; the limit is 2" in r.json()["detail"]
+        assert r.status_code == 413 and "at most 2416 are accepted (2 windows of 200 × 6 values" in r.json()["detail"]
         assert few.post("/predict/windows", json={"windows": [window] * 2}).status_code == 200
+    with TestClient(create_app(settings_for(store, max_samples=429))) as just:  # counted fine, then one too many
+        r = just.post("/predict", json=example)
+        assert r.status_code == 413 and r.json()["errors"][0]["field"] == "body.accelerometer.timestamps_ms"
+        assert "430 accelerometer samples; the limit is 429" in r.json()["detail"]
 
 
 def mutations(example: dict, rng: random.Random) -> Iterator[object]:
@@ -319,7 +334,7 @@ def test_no_champion_then_one_appears(store: ModelStore, example: dict) -> None:
     with TestClient(create_app(ServeSettings(tracking_uri=store.uri, model_name=name, poll_seconds=0.2))) as c:
         ready = c.get("/ready")
         assert ready.status_code == 503 and ready.json()["ready"] is False
-        assert f"no version of registered model '{name}' has the alias 'champion'" in ready.json()["reason"]
+        assert f"no version of registered model '{name}' has the alias 'champion'" in ready.json()["last_error"]
         r = c.post("/predict", json=example)
         assert r.status_code == 503 and "no model to serve yet" in r.json()["detail"]
         assert c.get("/model").status_code == 503

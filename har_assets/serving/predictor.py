@@ -25,7 +25,6 @@ from har_assets.ml.mlflow_model import DIGEST_TAG, load_bundle
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
-    SAMPLE_SCHEMA,
     ParticipantMeta,
     RawRecording,
     SensorUnits,
@@ -119,6 +118,16 @@ class LoadedModel:
         """Probabilities (n, classes) of preprocessed but *unscaled* windows (n, window_size, channels)."""
         return self.bundle.predict_windows(np.asarray(X, dtype=np.float32))
 
+    def warm_up(self) -> None:
+        """One short recording through preprocessing and the model, so that the first request pays no first-call
+        costs (lazy imports, allocations, kernel choice): the Predictor serves a model only after this."""
+        cfg = self.bundle.preprocess
+        n = int((cfg.window_size + 10) / cfg.target_hz * 100)  # a little over one window at 100 Hz
+        t = 1.7e12 + np.arange(n) * 10.0
+        still = np.column_stack([np.zeros(n), np.zeros(n), np.full(n, 1000.0)])
+        self.predict_recording(recording_from_samples(t, still, AccelUnit.MILLI_G, t + 3.0, np.zeros((n, 3)),
+                                                      GyroUnit.DEG_PER_S))
+
     def info(self) -> dict[str, Any]:
         cfg = self.bundle.preprocess
         return {
@@ -140,8 +149,8 @@ def sensor_frame(t_ms: np.ndarray, xyz: np.ndarray, to_si: float) -> pl.DataFram
         raise ValueError(f"expected {t.size} samples of x, y, z; got shape {values.shape}")
     if t.size < 2 or not np.all(np.diff(t) > 0):
         raise ValueError("timestamps must be at least two, strictly increasing")
-    si = values * to_si  # the reader's conversion, in float64 as there
-    return pl.DataFrame({"t_ms": t, "x": si[:, 0], "y": si[:, 1], "z": si[:, 2]}, schema=SAMPLE_SCHEMA)
+    si = values * to_si  # the reader's conversion, in float64 as there (the raw schema's types)
+    return pl.DataFrame({"t_ms": t, "x": si[:, 0], "y": si[:, 1], "z": si[:, 2]})
 
 
 def recording_from_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_unit: AccelUnit,
@@ -230,6 +239,7 @@ class Predictor:
                     self.last_error = None
                     return False
                 loaded = load_model_version(self.tracking_uri, self.name, version, self.alias)
+                loaded.warm_up()
             except ModelUnavailable as exc:
                 self.last_error = str(exc)
                 return False

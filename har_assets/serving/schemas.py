@@ -6,27 +6,31 @@ from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, FailFast, Field, field_validator, model_validator
 
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
 
 MAX_ABS_VALUE = 1e6  # no sensor value in any accepted unit comes near this
 MAX_EPOCH_MS = 1e14  # year 5138
+MAX_SAMPLES_CAP = 360_000  # per sensor list; HAR_MAX_SAMPLES may only lower it (checked before parsing)
+MAX_WINDOWS_CAP = 4_096  # per batch; HAR_MAX_WINDOWS may only lower it
 EXAMPLE_START_MS = 1_742_802_739_120  # 2025-03-24T07:52:19.120Z
 EXAMPLE_HZ = 100.0
 
 Value = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 TimestampMs = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=MAX_EPOCH_MS)]
+Values = Annotated[list[Value], FailFast()]  # validation stops at a list's first bad value
 
 
 class _Sensor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    timestamps_ms: list[TimestampMs] = Field(
-        min_length=2, description="Sample times, Unix epoch milliseconds (UTC), strictly increasing.")
-    x: list[Value] = Field(description="x axis, one value per timestamp.")
-    y: list[Value] = Field(description="y axis, one value per timestamp.")
-    z: list[Value] = Field(description="z axis, one value per timestamp.")
+    timestamps_ms: Annotated[list[TimestampMs], FailFast()] = Field(
+        min_length=2, max_length=MAX_SAMPLES_CAP,
+        description="Sample times, Unix epoch milliseconds (UTC), strictly increasing.")
+    x: Values = Field(max_length=MAX_SAMPLES_CAP, description="x axis, one value per timestamp.")
+    y: Values = Field(max_length=MAX_SAMPLES_CAP, description="y axis, one value per timestamp.")
+    z: Values = Field(max_length=MAX_SAMPLES_CAP, description="z axis, one value per timestamp.")
 
     @field_validator("timestamps_ms")
     @classmethod
@@ -84,13 +88,21 @@ class WindowsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    windows: list[list[list[Value]]] = Field(min_length=1, description="(n, window_size, channels) floats.")
+    windows: Annotated[list[Annotated[list[Values], FailFast()]], FailFast()] = Field(
+        min_length=1, max_length=MAX_WINDOWS_CAP, description="(n, window_size, channels) floats.")
 
 
 class ModelRef(BaseModel):
     name: str
     version: str
     alias: str | None
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(description="A model is loaded and warmed up: requests are answered.")
+    target: str = Field(description="What the service follows: models:/<name>@<alias> or models:/<name>/<version>.")
+    model: ModelRef | None = Field(description="The version served, if any.")
+    last_error: str | None = Field(description="Why the last load failed (the previous model, if any, still serves).")
 
 
 class WindowPrediction(BaseModel):

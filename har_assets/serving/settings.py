@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from har_assets.home import HarHome
+from har_assets.serving.schemas import MAX_SAMPLES_CAP, MAX_WINDOWS_CAP
 
 DEFAULT_MODEL_NAME = "har-activity"
 DEFAULT_ALIAS = "champion"
@@ -25,6 +26,7 @@ ENV_VARS = {
     "max_duration_s": "HAR_MAX_DURATION_S",
     "max_windows": "HAR_MAX_WINDOWS",
     "torch_threads": "HAR_TORCH_THREADS",
+    "concurrency": "HAR_CONCURRENT_REQUESTS",
 }
 
 
@@ -48,11 +50,16 @@ class ServeSettings(BaseModel):
     poll_seconds: float = Field(30.0, ge=0, description="How often to check whether the alias moved (0: never; "
                                 "POST /model/reload still works).")
     api_key: str | None = Field(None, description="If set, /predict*, /model and /model/reload need header X-API-Key.")
-    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest accepted request body (bytes).")
-    max_samples: int = Field(360_000, ge=2, description="Most samples per sensor in one /predict request.")
-    max_duration_s: float = Field(3600.0, gt=0, description="Longest recording span accepted by /predict (s).")
-    max_windows: int = Field(1024, ge=1, description="Most windows in one /predict/windows request.")
-    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch's default).")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest accepted request body (bytes).")
+    max_samples: int = Field(90_000, ge=2, le=MAX_SAMPLES_CAP, description="Most samples per sensor in one "
+                             "/predict request (15 min at 100 Hz; bounds the parsing work, checked before it).")
+    max_duration_s: float = Field(900.0, gt=0, description="Longest recording span accepted by /predict (s).")
+    max_windows: int = Field(1024, ge=1, le=MAX_WINDOWS_CAP, description="Most windows in one /predict/windows "
+                             "request.")
+    concurrency: int = Field(1, ge=1, description="Predict requests computed at once per worker process; more "
+                             "wait their turn (1: measured fastest, and bounds a worker's memory).")
+    torch_threads: int | None = Field(1, ge=1, description="torch intra-op threads per worker process (1: measured "
+                                      "fastest under concurrent requests; None: torch's default, every core).")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, home: HarHome | None = None) -> ServeSettings:

@@ -1,0 +1,149 @@
+"""Bounded work per request, on the real server (`har serve`, one worker, production limits) over HTTP: hostile
+bodies under and over the body limit are refused with 4xx in the error shape, while /health keeps answering and
+the server's peak memory stays bounded. Timings are the serve benchmark's; here a stall is anything near a
+second (it was 23 s for 3M non-numeric items before bodies were counted before parsing)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from har_assets.config import PreprocessConfig
+from har_assets.raw.reader import read_participant
+from har_assets.serving.schemas import example_windows_payload
+from har_assets_tests.modelstore import ModelStore, train_bundle
+from har_assets_tests.rawfiles import write_participant
+from har_assets_tests.stack import BIN, LOOPBACK, artifacts_dir, base_env, free_port, http_ok, processes, wait_until
+
+CFG = PreprocessConfig()
+STALL_S = 1.0
+
+
+def _sensor_list(key: str, item: bytes, n: int) -> bytes:
+    return b'{"accelerometer": {"' + key.encode() + b'": [' + b",".join([item] * n) + b"]}}"
+
+
+def hostile() -> Iterator[tuple[str, str, bytes, str, set[int]]]:
+    """(case, path, body, content type, accepted statuses): the payloads of the load test, made here."""
+    yield "3M non-numeric items (11 MB)", "/predict", _sensor_list("timestamps_ms", b'"a"', 3_000_000), \
+        "application/json", {413}
+    yield "7.6M items (over the 16 MB body limit)", "/predict", _sensor_list("x", b'"ab"', 7_600_000), \
+        "application/json", {413}
+    window = example_windows_payload(CFG)["windows"][0]
+    yield "1,025 windows as JSON", "/predict/windows", json.dumps({"windows": [window] * 1025}).encode(), \
+        "application/json", {413}
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((1025, 200, 6), np.float32))
+    yield "1,025 windows as .npy", "/predict/windows", buffer.getvalue(), "application/x-npy", {413}
+    yield "10^6 samples per list", "/predict", _sensor_list("timestamps_ms", b"1", 1_000_000), \
+        "application/json", {413}
+    yield "1M non-numeric window values", "/predict/windows", b'{"windows": [' + b",".join([b'[["x"]]'] * 1_000_000) \
+        + b"]}", "application/json", {413, 422}
+    yield "deep nesting", "/predict", b"[" * 200_000, "application/json", {400}
+    yield "deep nesting, windows", "/predict/windows", b'{"windows": ' + b"[" * 200_000, "application/json", {400}
+    yield "bad UTF-8", "/predict", b'{"accelerometer": "\xff\xfe\xfd"}', "application/json", {400, 422}
+    yield "huge integer", "/predict/windows", b'{"windows": [[[1' + b"0" * 100_000 + b"]]]}", "application/json", \
+        {400, 422}
+    yield "pickle, not .npy", "/predict/windows", b"\x80\x04\x95" + b"\x00" * 64, "application/x-npy", {400}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """`har serve` on a tiny registered champion, with the production limits; (base URL, server pid)."""
+    folder = tmp_path_factory.mktemp("limits")
+    recs = [read_participant(write_participant(folder / "raw" / p, seconds=s), CFG) for p, s in (("p01", 30),
+                                                                                              ("p02", 25))]
+    store = ModelStore(folder / "mlflow")
+    bundle, X = train_bundle(recs, CFG)
+    store.register(bundle, X, {"macro_f1": 0.5})
+    port = free_port()
+    base = f"http://{LOOPBACK}:{port}"
+    with processes(artifacts_dir(tmp_path_factory, "api-limits")) as procs:
+        service = procs.start("har-serve", [str(BIN / "har"), "serve", "--host", LOOPBACK, "--port", str(port),
+                                            "--tracking-uri", store.uri, "--poll-seconds", "0"], base_env())
+        wait_until("har serve to be ready", http_ok(f"{base}/ready"), 120, procs, interval_s=0.5)
+        yield base, service.proc.pid
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def post(base: str, path: str, body: bytes, content_type: str) -> httpx.Response | str:
+    """The response, or how the connection ended when the server stopped reading an oversized body."""
+    try:
+        with httpx.Client(trust_env=False, timeout=60) as c:
+            return c.post(f"{base}{path}", content=body, headers={"content-type": content_type})
+    except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        return f"connection closed by the server ({type(exc).__name__})"
+
+
+POLL_HEALTH = """
+import json, sys, time, httpx
+base, stop = sys.argv[1], sys.argv[2]
+seen = []
+with httpx.Client(trust_env=False, timeout=30) as c:
+    while not seen or not __import__("os").path.exists(stop):
+        start = time.perf_counter()
+        assert c.get(base + "/health").status_code == 200
+        seen.append(time.perf_counter() - start)
+        time.sleep(0.005)
+print(json.dumps(seen))
+"""
+
+
+def test_hostile_bodies_get_4xx_without_stalling_the_server(server: tuple[str, int], tmp_path: Path) -> None:
+    base, pid = server
+    payloads = list(hostile())  # built before /health is timed
+    stop = tmp_path / "stop"
+    before = peak_rss_mb(pid)
+    # /health is timed from its own process: this one holds its GIL while it sends tens of MB
+    poller = subprocess.Popen([sys.executable, "-c", POLL_HEALTH, base, str(stop)], stdout=subprocess.PIPE,
+                              text=True, env=base_env())
+    try:
+        for case, path, body, content_type, statuses in payloads:
+            r = post(base, path, body, content_type)
+            if isinstance(r, str):  # the server may cut an oversized upload short; it must still be alive
+                assert len(body) > 16 * 1024 * 1024, f"{case}: {r}"
+                continue
+            assert r.status_code in statuses, f"{case}: {r.status_code} {r.text[:300]}"
+            error = r.json()
+            assert set(error) == {"detail", "kind", "error_count", "errors"} and error["errors"], f"{case}: {error}"
+            assert all("field" in e and "msg" in e for e in error["errors"]), f"{case}: {error}"
+    finally:
+        stop.touch()
+        out, _ = poller.communicate(timeout=60)
+    health = json.loads(out)
+    assert len(health) >= 5 and max(health) < STALL_S, f"/health stalled: max {max(health):.3f} s"
+    assert peak_rss_mb(pid) - before < 200, f"peak RSS grew from {before:.0f} to {peak_rss_mb(pid):.0f} MB"
+    with httpx.Client(trust_env=False, timeout=30) as c:  # and it still predicts
+        assert c.post(f"{base}/predict/windows", json=example_windows_payload(CFG)).status_code == 200
+
+
+def test_a_batch_as_npy_equals_the_same_batch_as_json(server: tuple[str, int]) -> None:
+    base, _ = server
+    windows = np.asarray(example_windows_payload(CFG)["windows"] * 3, dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, windows)
+    with httpx.Client(trust_env=False, timeout=30) as c:
+        as_json = c.post(f"{base}/predict/windows", json={"windows": windows.tolist()})
+        as_npy = c.post(f"{base}/predict/windows", content=buffer.getvalue(),
+                        headers={"content-type": "application/x-npy"})
+        assert as_json.status_code == as_npy.status_code == 200
+        assert as_npy.json() == as_json.json() and len(as_json.json()["labels"]) == 3
+        wrong = c.post(f"{base}/predict/windows", content=b"a,b", headers={"content-type": "text/csv"})
+        assert wrong.status_code == 415 and wrong.json()["errors"][0]["field"] == "header.content-type"
+        missing = c.get(f"{base}/nowhere")
+        assert missing.status_code == 404 and missing.json()["kind"] == "not_found"
+        method = c.delete(f"{base}/predict")
+        assert method.status_code == 405 and "POST" in method.headers["allow"]
+        assert method.json()["kind"] == "method_not_allowed"
