@@ -17,11 +17,9 @@ import numpy as np
 import pytest
 
 from har_assets.config import PreprocessConfig
-from har_assets.raw.reader import read_participant
 from har_assets.serving.schemas import example_windows_payload
-from har_assets_tests.modelstore import ModelStore, train_bundle
-from har_assets_tests.rawfiles import write_participant
-from har_assets_tests.stack import BIN, LOOPBACK, artifacts_dir, base_env, free_port, http_ok, processes, wait_until
+from har_assets_tests.apiserver import serving
+from har_assets_tests.stack import base_env
 
 CFG = PreprocessConfig()
 STALL_S = 1.0
@@ -58,19 +56,8 @@ def hostile() -> Iterator[tuple[str, str, bytes, str, set[int]]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """`har serve` on a tiny registered champion, with the production limits; (base URL, server pid)."""
-    folder = tmp_path_factory.mktemp("limits")
-    recs = [read_participant(write_participant(folder / "raw" / p, seconds=s), CFG) for p, s in (("p01", 30),
-                                                                                              ("p02", 25))]
-    store = ModelStore(folder / "mlflow")
-    bundle, X = train_bundle(recs, CFG)
-    store.register(bundle, X, {"macro_f1": 0.5})
-    port = free_port()
-    base = f"http://{LOOPBACK}:{port}"
-    with processes(artifacts_dir(tmp_path_factory, "api-limits")) as procs:
-        service = procs.start("har-serve", [str(BIN / "har"), "serve", "--host", LOOPBACK, "--port", str(port),
-                                            "--tracking-uri", store.uri, "--poll-seconds", "0"], base_env())
-        wait_until("har serve to be ready", http_ok(f"{base}/ready"), 120, procs, interval_s=0.5)
-        yield base, service.proc.pid
+    with serving(tmp_path_factory, "api-limits") as found:
+        yield found
 
 
 def peak_rss_mb(pid: int) -> float:
