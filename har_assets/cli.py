@@ -161,7 +161,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from har_assets.serving.api import serve
-    from har_assets.serving.settings import ServeSettings
+    from har_assets.serving.settings import ServeSettings, key_required_but_missing
 
     home = _home(args)
     flags = {"MLFLOW_TRACKING_URI": args.tracking_uri, "HAR_MODEL_NAME": args.model_name,
@@ -169,10 +169,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
              "HAR_MODEL_POLL_SECONDS": args.poll_seconds}
     os.environ.update({var: str(value) for var, value in flags.items() if value is not None})
     settings = ServeSettings.from_env(home=home)  # validated here, read again by each worker
+    refusal = key_required_but_missing(args.host, settings)
+    if refusal:
+        print(f"har serve: {refusal}", file=sys.stderr)
+        return 2
     target = f"version {settings.version}" if settings.version else f"alias '{settings.alias}'"
     print(f"serving '{settings.model_name}' {target} from {settings.tracking_uri} on http://{args.host}:{args.port} "
           f"(docs: /docs)", file=sys.stderr)
     serve(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return 0
+
+
+def _cmd_mlflow_server(args: argparse.Namespace) -> int:
+    from har_assets.mlflow_server import MlflowServerConfigError, exec_server
+
+    try:
+        exec_server(args.server_args)
+    except MlflowServerConfigError as exc:
+        print(f"har mlflow-server: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -292,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                      help="uvicorn log level (warning: no access log)")
     srv.set_defaults(func=_cmd_serve)
+
+    mls = sub.add_parser("mlflow-server", help="MLflow's tracking server with authentication (basic-auth app), "
+                                               "configured from the environment; the rest goes to mlflow server")
+    mls.set_defaults(func=_cmd_mlflow_server, passes_on_arguments=True)  # e.g. --host 0.0.0.0 --port 5000
     return parser
 
 
@@ -299,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Parameter `data_version`")  # Dagster marks it beta
     # no MLflow download progress bars in summaries and run logs (`har dev`'s run workers inherit it)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "passes_on_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.server_args = rest
     try:
         return args.func(args)
     except HomeConfigError as exc:

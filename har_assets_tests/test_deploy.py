@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,8 +41,61 @@ def test_compose_topology() -> None:
     for name in ("postgres", "mlflow", "code", "api"):
         assert "healthcheck" in services[name], name
     example = (ROOT / ".env.example").read_text()
-    for variable in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "MLFLOW_DB"):
+    for variable in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "MLFLOW_DB", "MLFLOW_ADMIN_PASSWORD",
+                     "MLFLOW_SECRET_KEY", "HAR_API_KEY", "HAR_PUBLISH_ADDRESS"):
         assert f"{variable}=" in example
+
+
+def test_compose_is_safe_by_default() -> None:
+    """Ports on loopback unless told otherwise, MLflow behind its basic-auth app, the API's key required, and no
+    secret on any command line."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    published = {name: s["ports"] for name, s in services.items() if "ports" in s}
+    assert set(published) == {"mlflow", "webserver", "api"}
+    for name, ports in published.items():
+        assert all(p.startswith("${HAR_PUBLISH_ADDRESS:-127.0.0.1}:") for p in ports), (name, ports)
+    for name, service in services.items():
+        command = " ".join(service.get("command") or []) if isinstance(service.get("command"), list) \
+            else str(service.get("command", ""))
+        assert "PASSWORD" not in command and not re.search(r"://[^/@\s]*:[^/@\s]*@", command), (name, command)
+    mlflow = services["mlflow"]
+    assert mlflow["command"].startswith("har mlflow-server ")
+    assert "@" in mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"]  # user@host, the password in PGPASSWORD
+    assert mlflow["environment"]["PGPASSWORD"] == "${POSTGRES_PASSWORD}"
+    for name in ("mlflow", "api"):
+        assert ":?" in mlflow["environment"]["MLFLOW_TRACKING_PASSWORD"], "the MLflow password is required"
+        assert "MLFLOW_TRACKING_USERNAME" in services[name]["environment"], name
+    assert ":?" in services["api"]["environment"]["HAR_API_KEY"], "the API key is required"
+
+
+@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.3.2.1", True), ("::1", True),
+                                                ("[::1]", True), ("localhost", True), ("0.0.0.0", False),
+                                                ("::", False), ("10.0.0.5", False), ("api.example.org", False)])
+def test_the_api_needs_a_key_beyond_loopback(host: str, loopback: bool, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from har_assets.cli import main
+    from har_assets.serving.settings import ServeSettings, is_loopback, key_required_but_missing
+
+    assert is_loopback(host) is loopback
+    settings = ServeSettings(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert (key_required_but_missing(host, settings) is None) is loopback
+    assert key_required_but_missing(host, settings.model_copy(update={"api_key": "k"})) is None
+    if not loopback:
+        assert main(["serve", "--home", str(tmp_path), "--host", host]) == 2
+        assert f"refusing to listen on {host} without an API key" in capsys.readouterr().err
+
+
+def test_the_mlflow_server_takes_its_secrets_from_the_environment() -> None:
+    from har_assets.mlflow_server import MlflowServerConfigError, auth_config
+
+    env = {"MLFLOW_TRACKING_USERNAME": "har", "MLFLOW_TRACKING_PASSWORD": "pw", "MLFLOW_FLASK_SERVER_SECRET_KEY": "k",
+           "MLFLOW_BACKEND_STORE_URI": "postgresql://har@postgres:5432/mlflow"}
+    text = auth_config(env)
+    assert "admin_username = har" in text and "admin_password = pw" in text and "basic_auth" in text
+    with pytest.raises(MlflowServerConfigError, match="MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        auth_config({k: v for k, v in env.items() if k != "MLFLOW_FLASK_SERVER_SECRET_KEY"})
+    with pytest.raises(MlflowServerConfigError, match="holds a password"):
+        auth_config({**env, "MLFLOW_BACKEND_STORE_URI": "postgresql://har:secret@postgres:5432/mlflow"})
 
 
 def _psql(sql: str) -> None:

@@ -64,7 +64,8 @@ def test_docker_run_launcher_instance(tmp_path: Path, monkeypatch: pytest.Monkey
             assert type(launcher).__name__ == "DockerRunLauncher"
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-            assert set(launcher.env_vars) >= {*dagster_postgres_env("x"), "MLFLOW_TRACKING_URI", "HAR_HOME"}
+            assert set(launcher.env_vars) >= {*dagster_postgres_env("x"), "MLFLOW_TRACKING_URI", "HAR_HOME",
+                                              "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
             assert launcher.networks == [network]
             mounted = {v.split(":")[0] for v in launcher.container_kwargs["volumes"]}
             assert mounted <= fixed_volumes, (mounted, fixed_volumes)

@@ -54,6 +54,7 @@ from har_assets_tests.stack import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
+MLFLOW_ACCOUNT = {"MLFLOW_TRACKING_USERNAME": "har", "MLFLOW_TRACKING_PASSWORD": "integration-pw"}
 TRAIN_EPOCHS = 5  # from $HAR_HOME/training.json, as the code location reads it
 SEEDED = ["p01", "p02"]  # in the raw folder before the stack starts
 NEW = "p03"  # appears while the stack runs
@@ -167,11 +168,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         dbs = cleanup.enter_context(postgres_databases("dagster", "mlflow"))
         procs = cleanup.enter_context(processes(logs))
         env = base_env(DAGSTER_HOME=str(dagster_home), HAR_HOME=str(home), MLFLOW_TRACKING_URI=mlflow_url,
-                       HAR_AUTOSTART_RETRAIN="0", HAR_AUTOSTART_SCORING="0", **dagster_postgres_env(dbs["dagster"]))
-        procs.start("mlflow", [str(BIN / "mlflow"), "server", "--host", LOOPBACK, "--port", str(ports["mlflow"]),
-                               "--workers", "1", "--backend-store-uri", pg_url(dbs["mlflow"]),
-                               "--artifacts-destination", artifacts.as_uri(), "--serve-artifacts"],
-                    base_env(), cwd=home)
+                       HAR_AUTOSTART_RETRAIN="0", HAR_AUTOSTART_SCORING="0", **dagster_postgres_env(dbs["dagster"]),
+                       **MLFLOW_ACCOUNT)
+        # as compose starts it: MLflow's basic-auth app, every setting from the environment, none on the command line
+        procs.start("mlflow", [str(BIN / "har"), "mlflow-server", "--host", LOOPBACK, "--port", str(ports["mlflow"]),
+                               "--workers", "1", "--artifacts-destination", artifacts.as_uri(), "--serve-artifacts"],
+                    base_env(MLFLOW_BACKEND_STORE_URI=pg_url(dbs["mlflow"]), MLFLOW_FLASK_SERVER_SECRET_KEY="k3y",
+                             MLFLOW_AUTH_DB=f"sqlite:///{home / 'mlflow-auth.db'}", **MLFLOW_ACCOUNT), cwd=home)
         procs.start("code", [str(BIN / "dagster"), "code-server", "start", "-h", LOOPBACK, "-p", str(ports["grpc"]),
                              "-m", "har_assets.definitions", "--location-name", LOCATION], env, cwd=home)
         procs.start("webserver", [str(BIN / "dagster-webserver"), "-h", LOOPBACK, "-p", str(ports["webserver"]),
@@ -290,6 +293,8 @@ def test_training_through_the_stack_lands_in_the_mlflow_server(stack: Stack, new
 
     # the MLflow server: the champion alias points at the version of the run the model asset logged
     with client() as c:
+        assert c.get(f"{stack.mlflow_url}/api/2.0/mlflow/registered-models/search").status_code == 401
+        c.auth = (MLFLOW_ACCOUNT["MLFLOW_TRACKING_USERNAME"], MLFLOW_ACCOUNT["MLFLOW_TRACKING_PASSWORD"])
         alias = c.get(f"{stack.mlflow_url}/api/2.0/mlflow/registered-models/alias",
                       params={"name": meta["registered_model"], "alias": "champion"})
         assert alias.status_code == 200, alias.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -68,3 +69,21 @@ class ServeSettings(BaseModel):
         values: dict[str, str] = {name: env[var] for name, var in ENV_VARS.items() if env.get(var, "").strip()}
         values.setdefault("tracking_uri", (home or HarHome.from_env()).local_mlflow_uri())
         return cls.model_validate(values)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps the service on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def key_required_but_missing(host: str, settings: ServeSettings) -> str | None:
+    """Why the API must not start on `host` with these settings: beyond loopback it needs HAR_API_KEY."""
+    if is_loopback(host) or settings.api_key:
+        return None
+    return (f"refusing to listen on {host} without an API key: anyone who reaches the port could use the API. "
+            f"Set {ENV_VARS['api_key']}, or listen on 127.0.0.1 behind a proxy that authenticates.")
