@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import polars as pl
 import pytest
 
 from har_assets.config import GravityMode, PreprocessConfig
@@ -67,6 +70,12 @@ def test_one_participant_end_to_end(home: HarHome, instance: dg.DagsterInstance)
     mat = run(home, instance, "p01").asset_materializations_for_node("fused_recording")[0].metadata
     assert mat["segments"].value == 2 and mat["gaps_accelerometer"].value == 1
     assert mat["accelerometer_native_hz"].value == pytest.approx(100, rel=0.01)
+    fused = pl.read_parquet(home.assets / "fused_recording" / "p01.parquet")
+    assert mat["dagster/row_count"].value == fused.height
+    assert [c.name for c in mat["dagster/column_schema"].schema.columns] == fused.columns
+    png = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", mat["plot"].value)  # the recording's picture
+    assert png and base64.b64decode(png.group(1)).startswith(b"\x89PNG")
+    assert len(base64.b64decode(png.group(1))) == mat["plot_bytes"].value <= 60_000
     windows = WindowSet.load(home.assets / "windows" / "p01.npz")
     assert windows.X.shape[1:] == (200, len(PreprocessConfig().channels)) and windows.class_counts()
     assert (home.assets / "raw_recording" / "p01.zip").is_file()

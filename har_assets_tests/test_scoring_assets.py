@@ -99,9 +99,14 @@ def test_predictions_timeline(home: HarHome, scored: dict) -> None:
         assert meta["windows"].value == frame.height and meta["model"].value == "har-activity v1"
         shares = meta["class_shares"].value
         assert set(shares) == {"hand_tapping", "sitting"} and sum(shares.values()) == pytest.approx(1, abs=1e-3)
-        assert "| class | windows | share |" in meta["class_share_table"].value
+        table = meta["class_share_table"]
+        assert [c.name for c in table.schema.columns] == ["class", "windows", "share", "mean confidence"]
+        assert sum(r.data["windows"] for r in table.records) == frame.height
+        assert meta["dagster/row_count"].value == frame.height
+        assert {c.name for c in meta["dagster/column_schema"].schema.columns} >= {"start", "label", "confidence"}
         png = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", meta["timeline"].value)
         assert png and base64.b64decode(png.group(1)).startswith(b"\x89PNG")
+        assert len(base64.b64decode(png.group(1))) == meta["timeline_bytes"].value <= 60_000
     segments = scored["p01"].asset_materializations_for_node("participant_predictions")[0].metadata["segments"]
     assert segments.value == 2  # the gap splits p01's recording
 

@@ -198,7 +198,9 @@ def test_evaluation_metadata_shows_confusion_matrix_and_baselines(trained: Train
     assert image.startswith("![confusion matrix](data:image/png;base64,")
     assert base64.b64decode(image.split(",", 1)[1].rstrip(")")).startswith(b"\x89PNG")
     assert meta["baseline_most_frequent_macro_f1"].value < meta["macro_f1"].value
-    assert "| " + trained.split.test[0] + " |" in meta["per_participant"].value
+    people = meta["per_participant"]  # a table the UI renders natively
+    assert [r.data["participant"] for r in people.records] == sorted(trained.split.test)
+    assert all(isinstance(r.data["accuracy"], float) for r in people.records)
     evaluation = trained.evaluation
     assert set(evaluation["permutation_importance"]) == set(PreprocessConfig().channels)
     assert sum(map(sum, evaluation["confusion_matrix"])) == evaluation["n"]

@@ -13,11 +13,10 @@ from contextlib import contextmanager
 import dagster as dg
 import polars as pl
 
-from har_assets.config import PreprocessConfig
+from har_assets.config import GravityMode, PreprocessConfig
 from har_assets.errors import PipelineDataError, RawDataError
 from har_assets.orchestration.asset_store import RECORDING_IO, TABLE_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import partitioned_specs
-from har_assets.orchestration.markdown import frame_table
 from har_assets.orchestration.participant_batches import (
     OneOrBatch,
     StageResult,
@@ -26,6 +25,9 @@ from har_assets.orchestration.participant_batches import (
     run_stage,
 )
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
+from har_assets.orchestration.tables import frame_table, tabular_metadata
+from har_assets.plots.png import png_markdown
+from har_assets.plots.recording import recording_png
 from har_assets.raw.layout import ParticipantFolderError, locate_files
 from har_assets.raw.reader import read_files
 from har_assets.raw.recording import RawRecording
@@ -70,6 +72,12 @@ def raw_recording(context: dg.AssetExecutionContext, raw_store: RawStore,
         return StageResult(rec, raw_metadata(rec, cfg), checks.raw_checks(rec, cfg), data_version=rec.fingerprint())
 
     yield from run_stage(context, dict.fromkeys(context.partition_keys), one)
+
+
+def recording_plot(frame: pl.DataFrame, title: str) -> dict[str, dg.MetadataValue | int]:
+    """The recording's picture (every channel, labels, gaps, segments) and its size, for the asset's page."""
+    png = recording_png(frame, title)
+    return {"plot": dg.MetadataValue.md(png_markdown(png, title)), "plot_bytes": len(png)}
 
 
 def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
@@ -120,6 +128,9 @@ def fused_recording(context: dg.AssetExecutionContext, raw_recording: OneOrBatch
             "short_spans_dropped": stats.dropped_short_spans,
             "labelled_share": round(float(fused["label"].is_not_null().mean() or 0.0), 4),
             "preprocess_config": dg.MetadataValue.json(cfg.model_dump(mode="json")),
+            **tabular_metadata(fused),
+            **recording_plot(fused, f"{pid}: fused onto {cfg.target_hz:g} Hz, {stats.segments} segment(s), "
+                             f"{stats.duration_s / 60:.1f} min"),
         }, checks.fused_checks(fused, stats, cfg))
 
     yield from run_stage(context, by_participant(context, raw_recording), one)
@@ -137,11 +148,15 @@ def filtered_recording(context: dg.AssetExecutionContext, fused_recording: OneOr
     def one(pid: str, fused: pl.DataFrame) -> StageResult:
         filtered = apply_gravity_handling(fused, cfg)
         stats = filtered.select(cfg.channels).describe().filter(pl.col("statistic").is_in(["mean", "std"]))
+        plot = {} if cfg.gravity is GravityMode.KEEP else recording_plot(  # keep: fused_recording's picture
+            filtered, f"{pid}: gravity {cfg.gravity.value} (Butterworth at {cfg.highpass_cutoff_hz:g} Hz)")
         return StageResult(filtered, {
             "gravity": cfg.gravity.value,
             "channels": list(cfg.channels),
             "samples": filtered.height,
             "channel_stats": frame_table(stats),
+            **tabular_metadata(filtered),
+            **plot,
         }, checks.filtered_checks(filtered, cfg))
 
     yield from run_stage(context, by_participant(context, fused_recording), one)

@@ -16,10 +16,12 @@ from pydantic import create_model
 from har_assets.orchestration import automation
 from har_assets.orchestration.asset_store import TABLE_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, partitioned_specs
-from har_assets.orchestration.markdown import frame_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import failing_clearly
+from har_assets.orchestration.tables import frame_table, rows_table, tabular_metadata
+from har_assets.plots.png import png_markdown
+from har_assets.plots.timeline import timeline_png, truth_intervals
 from har_assets.raw.recording import RawRecording
 from har_assets.serving import timeline
 from har_assets.serving.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
@@ -96,6 +98,7 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
     frame = timeline.timeline_frame(pred, model)
     shares = timeline.class_shares(frame, model.classes)
     title = f"{pid}: {model.name} v{model.version}"
+    png = timeline_png(frame, title, truth_intervals(raw_recording.labels))
     return dg.Output(
         frame,
         data_version=dg.DataVersion(predictions_version(raw_recording.fingerprint(), model.name, model.version)),
@@ -108,8 +111,11 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
             "dominant_class": max(shares, key=lambda c: shares[c]),
             "mean_confidence": round(float(frame["confidence"].mean()), 4),
             "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
-            "class_share_table": dg.MetadataValue.md(timeline.share_table_markdown(shares, frame)),
-            "timeline": dg.MetadataValue.md(timeline.png_markdown(timeline.timeline_png(frame, title), title)),
+            "class_share_table": rows_table(["class", "windows", "share", "mean confidence"],
+                                            timeline.share_rows(shares, frame)),
+            "timeline": dg.MetadataValue.md(png_markdown(png, title)),
+            "timeline_bytes": len(png),
+            **tabular_metadata(frame),
         },
     )
 
@@ -151,6 +157,7 @@ def participant_drift(context: dg.AssetExecutionContext, raw_recording: RawRecor
         "max_class_share": round(float(np.max(list(shares.values()))), 4),
         "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
         "channel_stats": frame_table(report.channels),
+        **tabular_metadata(report.channels),
     })
     yield from _check_results(report.outcomes)
 

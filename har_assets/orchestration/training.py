@@ -37,11 +37,11 @@ from har_assets.orchestration import automation
 from har_assets.orchestration.asset_store import JSON_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks
 from har_assets.orchestration.freshness import latest_materializations, metadata_value
-from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
+from har_assets.orchestration.tables import rows_table
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.signal.windowing import WindowSet
 
@@ -130,7 +130,7 @@ def dataset_split(context: dg.AssetExecutionContext, windows: dict[str, WindowSe
         "excluded_failed_checks": dg.MetadataValue.json({p: [f"{f.asset}.{f.check}" for f in found]
                                                          for p, found in rejected.items()}),
         "labelled_participants": len(labelled),
-        "participants": md_table(["participant", "role", "labelled windows", "windows"], rows),
+        "participants": rows_table(["participant", "role", "labelled windows", "windows"], rows),
     })
 
 
@@ -150,7 +150,7 @@ def scaler(context: dg.AssetExecutionContext, dataset_split: DatasetSplit,
         "fit_on_participants": dataset_split.train,
         "windows": fitted.n_windows,
         "scaler_fingerprint": scaler_fingerprint(fitted),
-        "channels": md_table(["channel", "mean", "std"], rows),
+        "channels": rows_table(["channel", "mean", "std"], rows),
     })
 
 
@@ -264,7 +264,7 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
         "best_val_macro_f1": result.best_val_macro_f1 if result.best_val_macro_f1 is not None else float("nan"),
         "best_epoch": result.best_epoch, "epochs_run": len(epochs), "device": result.device,
         "train_windows": len(train), "validation_windows": len(val), "train_seconds": summary["train_seconds"],
-        "epochs": md_table(["epoch", "train loss", "val loss", "val macro-F1", "seconds"], history),
+        "epochs": rows_table(["epoch", "train loss", "val loss", "val macro-F1", "seconds"], history),
         **({"mlflow_run": dg.MetadataValue.url(url)} if url else {}),
     })
 
@@ -342,10 +342,10 @@ def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
         "test_participants": report["test_participants"],
         "baseline_most_frequent_macro_f1": report["baselines"]["most_frequent"]["macro_f1"],
         "baseline_stratified_macro_f1": report["baselines"]["stratified"]["macro_f1"],
-        "versus_baselines": md_table(["classifier", "accuracy", "macro-F1"], baselines),
-        "per_class": md_table(["class", "precision", "recall", "F1", "support"], per_class),
-        "per_participant": md_table(["participant", "windows", "accuracy", "macro-F1"], people),
-        "permutation_importance": md_table(["channel", "macro-F1 drop"], [list(kv) for kv in importance]),
+        "versus_baselines": rows_table(["classifier", "accuracy", "macro-F1"], baselines),
+        "per_class": rows_table(["class", "precision", "recall", "F1", "support"], per_class),
+        "per_participant": rows_table(["participant", "windows", "accuracy", "macro-F1"], people),
+        "permutation_importance": rows_table(["channel", "macro-F1 drop"], [list(kv) for kv in importance]),
         "excluded_windows": dg.MetadataValue.json(report["excluded_windows"]),
         "confusion_matrix": dg.MetadataValue.md(
             f"![confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})"),

@@ -21,10 +21,10 @@ from har_assets.ml.hyperparams import EpochStats
 from har_assets.ml.search import SearchConfig, open_study, pruning_callback, run_study, suggest
 from har_assets.ml.split import SplitConfig, split_participants
 from har_assets.orchestration.io_manager import ParquetIOManager
-from har_assets.orchestration.markdown import md_table
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.resources import PreprocessingResource
+from har_assets.orchestration.tables import rows_table
 from har_assets.orchestration.training import TRAINING_POOL
 from har_assets.orchestration.training_resources import TrainingResource, config_section
 from har_assets.signal.gravity import apply_gravity_handling
@@ -137,7 +137,7 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
         "best_val_macro_f1": best["value"] if best else float("nan"),
         "best_params": dg.MetadataValue.json(best["params"] if best else {}),
         "launchpad_config": dg.MetadataValue.json(launchpad_snippet(best["params"]) if best else {}),
-        "trials": md_table(["trial", "state", "val macro-F1", "params"], trials),
+        "trials": rows_table(["trial", "state", "val macro-F1", "params"], trials),
         "mlflow_parent_run_id": run.info.run_id,
     })
 
