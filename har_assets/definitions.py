@@ -6,9 +6,10 @@ import dagster as dg
 
 from har_assets.home import HarHome
 from har_assets.orchestration.asset_store import store_resources
-from har_assets.orchestration.automation import retrain_sensor, scoring_sensor
+from har_assets.orchestration.automation import overview_sensor, retrain_sensor, scoring_sensor
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.mlflow_resource import MlflowTracking
+from har_assets.orchestration.overview import OVERVIEW_ASSETS
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS, ParticipantRemoval
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
@@ -39,9 +40,9 @@ def build_resources(home: HarHome) -> dict:
 
 def build_definitions(home: HarHome) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS],
+        assets=[*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS, *OVERVIEW_ASSETS],
         jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
-        sensors=[new_participant_sensor, isolate_failed_batches, retrain_sensor, scoring_sensor],
+        sensors=[new_participant_sensor, isolate_failed_batches, retrain_sensor, scoring_sensor, overview_sensor],
         resources=build_resources(home),
         executor=dg.in_process_executor,
     )

@@ -15,9 +15,10 @@ import dagster as dg
 
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
-from har_assets.orchestration.asset_store import JSON_IO, WINDOWS_IO
+from har_assets.orchestration.asset_store import JSON_IO, TABLE_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
 from har_assets.orchestration.freshness import latest_materializations, metadata_value, stale_participants
+from har_assets.orchestration.overview import OVERVIEW_ASSETS, cohort_overview
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
@@ -33,7 +34,7 @@ from har_assets.orchestration.training import (
 )
 from har_assets.raw.scan import scan_raw_root
 
-ALL_ASSETS = [*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS]
+ALL_ASSETS = [*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS, *OVERVIEW_ASSETS]
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run log stays in the instance
 SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
@@ -85,11 +86,31 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
                or _split_has_unregistered(instance, resources))
     summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
     scored = {pid: found[pid] for pid in summary["participants"]}
-    for pid, outcome in run_scoring(instance, resources, scored, force).items():
+    outcomes = run_scoring(instance, resources, scored, force)
+    for pid, outcome in outcomes.items():
         if outcome["status"] == "failed":
             summary["failed"][pid] = f"scoring: {outcome['error']}"
         summary["participants"][pid]["predictions"] = outcome
+    changed = summary["model"]["status"] == "trained" or any(o["status"] == "scored" for o in outcomes.values())
+    summary["overview"] = run_overview(instance, resources, force or retrain or changed)
     return summary
+
+
+def run_overview(instance: dg.DagsterInstance, resources: dict, changed: bool) -> dict[str, Any]:
+    """Refresh cohort_overview when something changed or it was never made; its headline figures."""
+    stored = resources[TABLE_IO].exists(dg.AssetKey("cohort_overview"))
+    status = "up-to-date"
+    if changed or not stored:
+        result = dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance, resources=resources,
+                                raise_on_error=False, run_config=QUIET)
+        if not result.success:
+            return {"status": "failed", "error": _failure_message(result)}
+        status = "refreshed"
+    records = instance.fetch_materializations(dg.AssetKey("cohort_overview"), limit=1).records
+    latest = records[0] if records else None
+    return {"status": status, "participants": metadata_value(latest, "dagster/row_count"),
+            **{k: metadata_value(latest, k) for k in ("windows", "participants_differing",
+                                                       "participants_failing_checks", "refresh_seconds")}}
 
 
 def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dict[str, str],

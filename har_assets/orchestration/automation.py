@@ -92,6 +92,15 @@ def score_condition() -> dg.AutomationCondition:
             & ~AC.in_progress() & AC.all_deps_blocking_checks_passed()).with_label("score with the current champion")
 
 
+def refresh_overview() -> dg.AutomationCondition:
+    """Some participant's recording, windows, split, evaluation or drift changed since the last overview, and nothing
+    upstream is running (a backfill of many participants gives one refresh at its end, or one per pause)."""
+    changed = (AC.any_deps_updated().since_last_handled() | AC.missing().newly_true()).with_label(
+        "a participant changed since the last overview, or there is none yet")
+    idle = (~AC.any_deps_in_progress() & ~AC.in_progress()).with_label("nothing upstream is running")
+    return (changed & idle).with_label("refresh the cohort overview")
+
+
 def _automation_sensor(name: str, group: str, autostart_var: str, trigger: str,
                        description: str) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the automation conditions of one asset group every minute; `autostart_var`=0 deploys it stopped."""
@@ -109,3 +118,8 @@ scoring_sensor = _automation_sensor(
     "score_with_champion", "scoring", "HAR_AUTOSTART_SCORING", "automation: new recording or champion",
     "Evaluates the scoring assets' automation conditions: score a participant when its recording or the "
     "champion changes.")
+
+overview_sensor = _automation_sensor(
+    "refresh_cohort_overview", "overview", "HAR_AUTOSTART_OVERVIEW", "automation: a participant changed",
+    "Evaluates cohort_overview's automation condition: refresh it when any participant's recording, windows, "
+    "split, evaluation or drift changed and nothing upstream is running.")

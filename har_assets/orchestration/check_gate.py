@@ -32,6 +32,24 @@ def partitioned_specs(asset: str, names: dict[str, tuple[str, bool]]) -> list[dg
                 for name, (desc, blocking) in names.items()]
 
 
+def check_keys(checks: dict[str, dict[str, tuple[str, bool]]]) -> list[dg.AssetCheckKey]:
+    """Every check of these assets (asset -> {check: (description, blocking)})."""
+    return [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, names in checks.items() for name in names]
+
+
+def failing_checks(instance: dg.DagsterInstance, partitions: Sequence[str],
+                   keys: Sequence[dg.AssetCheckKey]) -> dict[str, list[str]]:
+    """Participant -> 'asset.check' of each check (blocking or not) whose latest evaluation failed; one query."""
+    if not keys or not partitions:
+        return {}
+    found: dict[str, list[str]] = {}
+    for info in instance.event_log_storage.get_asset_check_partition_info(list(keys), partition_keys=list(partitions)):
+        if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.partition_key:
+            found.setdefault(info.partition_key, []).append(
+                f"{info.check_key.asset_key.to_user_string()}.{info.check_key.name}")
+    return {pid: sorted(names) for pid, names in found.items()}
+
+
 def blocking_check_keys(assets: Iterable[str]) -> list[dg.AssetCheckKey]:
     return [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset in assets
             for name, (_, blocking) in PREPROCESSING_CHECKS[asset].items() if blocking]
