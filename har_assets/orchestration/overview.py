@@ -94,9 +94,10 @@ def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], 
                 "split role, test accuracy, drift, channels whose level differs from the cohort's) and pictures: "
                 "classes per participant, channel levels per participant, channel correlations.",
 )
-def cohort_overview(context: dg.AssetExecutionContext, windows: dict[str, WindowSet]) -> dg.Output[pl.DataFrame]:
+def cohort_overview(context: dg.AssetExecutionContext,
+                    windows: dict[str, WindowSet] | None) -> dg.Output[pl.DataFrame]:
     start = time.perf_counter()
-    windows = {p: w for p, w in windows.items() if len(w)}
+    windows = {p: w for p, w in (windows or {}).items() if len(w)}  # None: no participant is registered yet
     pictures: dict[str, bytes] = {}
     outliers: dict[str, list[str]] = {}
     if windows:  # else: a table of the registered participants, nothing to compare yet
