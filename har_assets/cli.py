@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from har_assets.home import HOME_ENV, HarHome, HomeConfigError
+from har_assets.progress import Progress, reporting, wanted
 
 LOCAL_MAX_CONCURRENT_RUNS = 2
 
@@ -34,7 +35,8 @@ telemetry:
 """
 
 
-def prepare_home(home: HarHome, *, demo_participants: int, demo_minutes: float, seed: int) -> list[str]:
+def prepare_home(home: HarHome, *, demo_participants: int, demo_minutes: float, seed: int,
+                 progress: Progress | None = None) -> list[str]:
     """Create the home layout and a local Dagster instance; write demo data if no participant exists."""
     from har_assets.demo import write_demo_dataset
 
@@ -47,14 +49,15 @@ def prepare_home(home: HarHome, *, demo_participants: int, demo_minutes: float, 
     if any(p.is_dir() for p in home.raw.iterdir()):
         return []
     print(f"no participants in {home.raw}: writing {demo_participants} demo participants", file=sys.stderr)
-    return write_demo_dataset(home.raw, demo_participants, seed=seed, minutes=demo_minutes)
+    return write_demo_dataset(home.raw, demo_participants, seed=seed, minutes=demo_minutes, progress=progress)
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from har_assets.demo import write_demo_dataset
 
-    ids = write_demo_dataset(Path(args.out), args.participants, seed=args.seed, minutes=args.minutes,
-                             fmt=args.format, unlabeled=args.unlabeled)
+    with reporting() as progress:
+        ids = write_demo_dataset(Path(args.out), args.participants, seed=args.seed, minutes=args.minutes,
+                                 fmt=args.format, unlabeled=args.unlabeled, progress=progress)
     print(f"wrote {len(ids)} participants to {args.out}: {', '.join(ids)}")
     return 0
 
@@ -73,8 +76,10 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     from har_assets.pipeline_run import run_pipeline
 
     home = _home(args)
-    prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed)
-    summary = run_pipeline(home, force=args.force)
+    with reporting(args.json) as progress:
+        prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed,
+                     progress=progress)
+        summary = run_pipeline(home, force=args.force, progress=progress)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
@@ -134,7 +139,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     tracker = EvaluationTracker(home.mlflow_tracking_uri(), args.experiment, home.mlflow_artifact_location())
     try:
         out = run_evaluation(open_cohort(raw, args.participants), variants, args.folds, args.seeds, tracker,
-                             progress=not args.json and sys.stderr.isatty())
+                             progress=wanted(args.json))
     except (CohortError, ValueError) as exc:
         print(f"har evaluate: {exc}", file=sys.stderr)
         return 2

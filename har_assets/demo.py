@@ -39,6 +39,8 @@ import polars as pl
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import butter, sosfilt
 
+from har_assets.progress import Progress, Silent
+
 ACTIVITIES: tuple[str, ...] = (
     "ear_rubbing", "forehead_rubbing", "hair_pulling", "hand_scratching", "hand_tapping", "knuckles_cracking",
     "nail_biting", "nape_rubbing", "sitting", "smoking", "standing",
@@ -173,7 +175,8 @@ def participant_id(index: int) -> str:
 
 
 def write_demo_dataset(out_dir: Path, participants: int, *, seed: int = 0, minutes: float = 6.0,
-                       fmt: Literal["xlsx", "csv"] = "xlsx", unlabeled: int = 0) -> list[str]:
+                       fmt: Literal["xlsx", "csv"] = "xlsx", unlabeled: int = 0,
+                       progress: Progress | None = None) -> list[str]:
     """Write participants p001..pNNN under `out_dir/<id>/` and return their ids.
 
     Each participant records `minutes` of activity bouts and pauses with the watch on, plus at
@@ -190,9 +193,12 @@ def write_demo_dataset(out_dir: Path, participants: int, *, seed: int = 0, minut
         if (out_dir / pid).exists():
             raise FileExistsError(f"participant folder {out_dir / pid} already exists; not overwriting it")
     out_dir.mkdir(parents=True, exist_ok=True)
+    progress = progress or Silent()
+    progress.stage("writing demo participants", participants)
     for i, pid in enumerate(ids):
         write_demo_participant(out_dir / pid, i, seed=seed, minutes=minutes, fmt=fmt,
                                labeled=i < participants - unlabeled, accel_unit="g" if i == 2 else "milli-g")
+        progress.step(pid)
     return ids
 
 

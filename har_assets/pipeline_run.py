@@ -32,6 +32,7 @@ from har_assets.orchestration.training import (
     registered_model,
     scaler,
 )
+from har_assets.progress import Progress, Silent
 from har_assets.raw.scan import scan_raw_root
 
 ALL_ASSETS = [*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS, *OVERVIEW_ASSETS]
@@ -49,12 +50,14 @@ DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
 
 
 def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, force: bool = False,
-                 resources: dict[str, Any] | None = None) -> dict[str, Any]:
+                 resources: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Materialize every stale participant's preprocessing assets, then (re)train, evaluate and register the model
     when something changed; return a per-participant summary plus the model's (`model_summary`).
 
-    `resources` replaces the home's defaults by key (e.g. a smaller `training` config)."""
+    `resources` replaces the home's defaults by key (e.g. a smaller `training` config); `progress` hears of each
+    stage and participant."""
     instance = instance or dg.DagsterInstance.get()
+    progress = progress or Silent()
     resources = {**build_resources(home), **(resources or {})}
     scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=resources["participant_removal"].removed_ids())
     found = scan.to_request
@@ -64,7 +67,9 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": dict(scan.invalid),
                                "materialized": 0, "up_to_date": 0, "removed": scan.removed}
     stale = dict(found) if force else stale_participants(instance, found, resources["preprocessing"].to_config())
+    progress.stage(f"preprocessing ({len(stale)} stale)", len(found))
     for pid, fingerprint in sorted(found.items()):
+        progress.step(pid)
         if pid not in stale:
             status = "up-to-date"
             summary["up_to_date"] += 1
@@ -84,15 +89,19 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
             entry[field] = metadata_value(latest[asset].get(pid), key)
     retrain = (force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
                or _split_has_unregistered(instance, resources))
+    progress.stage("training, evaluation, registry" if retrain else "model up to date", 1)
     summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
+    progress.step(summary["model"]["status"])
     scored = {pid: found[pid] for pid in summary["participants"]}
-    outcomes = run_scoring(instance, resources, scored, force)
+    outcomes = run_scoring(instance, resources, scored, force, progress)
     for pid, outcome in outcomes.items():
         if outcome["status"] == "failed":
             summary["failed"][pid] = f"scoring: {outcome['error']}"
         summary["participants"][pid]["predictions"] = outcome
     changed = summary["model"]["status"] == "trained" or any(o["status"] == "scored" for o in outcomes.values())
+    progress.stage("cohort overview", 1)
     summary["overview"] = run_overview(instance, resources, force or retrain or changed)
+    progress.step(summary["overview"]["status"])
     return summary
 
 
@@ -114,7 +123,7 @@ def run_overview(instance: dg.DagsterInstance, resources: dict, changed: bool) -
 
 
 def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dict[str, str],
-                force: bool = False) -> dict[str, dict[str, Any]]:
+                force: bool = False, progress: Progress | None = None) -> dict[str, dict[str, Any]]:
     """Materialize `participant_predictions` and `participant_drift` for every participant (id -> raw
     fingerprint) not yet scored from these files with the current champion; {} when there is no champion."""
     tracking = resources["mlflow_tracking"]
@@ -124,7 +133,10 @@ def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dic
     outcomes: dict[str, dict[str, Any]] = {}
     pids = sorted(fingerprints)
     scored = latest_materializations(instance, "participant_predictions", pids)
+    progress = progress or Silent()
+    progress.stage(f"scoring with v{champion.version}", len(pids))
     for pid in pids:
+        progress.step(pid)
         expected = predictions_version(fingerprints[pid], tracking.registered_model_name, champion.version)
         latest = scored.get(pid)
         outcomes[pid] = {"status": "up-to-date"}

@@ -13,6 +13,7 @@ import pytest
 
 from har_assets.cli import local_instance_yaml, main, prepare_home
 from har_assets.home import HarHome
+from har_assets_tests.rawfiles import write_participant
 
 HAR = [sys.executable, "-m", "har_assets.cli"]
 
@@ -92,3 +93,49 @@ def test_a_bad_config_file_is_named_with_its_field(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert f"har pipeline: {home / name}: {problem}" in err
     assert not list((home / "raw").iterdir()) and not (home / "dagster_home").exists()  # stopped before writing
+
+
+def in_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal (as a person's shell has it): (exit code, stdout, stderr)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 40 rows, 120 columns
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed: the process is done with it
+            break
+        if not chunk:
+            break
+        err += chunk
+    out = proc.stdout.read().decode()
+    os.close(master)
+    return proc.wait(timeout=600), out, err.decode(errors="replace")
+
+
+def test_progress_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
+    env = {**os.environ, "HAR_HOME": str(tmp_path / "home")}
+    code, out, err = in_terminal([*HAR, "demo-data", "--participants", "3", "--out", str(tmp_path / "demo"),
+                                  "--minutes", "1", "--format", "csv"], env)
+    assert code == 0 and "wrote 3 participants" in out
+    assert "writing demo participants" in err and "3/3" in err and "p003" in err
+    piped = subprocess.run([*HAR, "demo-data", "--participants", "2", "--out", str(tmp_path / "more"), "--minutes",
+                            "1"], env=env, capture_output=True, text=True, timeout=600)
+    assert piped.returncode == 0 and "writing demo participants" not in piped.stderr
+
+    raw = tmp_path / "home" / "raw"
+    for pid in ("u1", "u2"):  # unlabelled: preprocessed and summarised, no model to train
+        (write_participant(raw / pid, seconds=12) / "labels.csv").unlink()
+    code, out, err = in_terminal([*HAR, "pipeline"], env)
+    assert code == 0, err[-2000:]
+    assert "preprocessing (2 stale)" in err and "2/2" in err and "cohort overview" in err
+    code, out, err = in_terminal([*HAR, "pipeline", "--json"], env)
+    assert code == 0 and json.loads(out)["up_to_date"] == 2
+    assert "preprocessing (" not in err and "cohort overview" not in err  # --json: machine-readable, no bars
