@@ -221,7 +221,7 @@ def test_asset_graph_page_shows_every_asset(page, ui: Ui) -> None:
     # each group's own graph is drawn large enough for full names: every asset is a node there
     for group in groups:
         page.goto(f"{ui.dagster}/locations/{ui.location}/asset-groups/{group}")
-        page.get_by_role("button", name="Materialize all").wait_for()
+        page.get_by_role("button", name=re.compile("Materialize")).first.wait_for()  # "... all" for several assets
         for name in sorted(a for a, g in assets.items() if g == group):
             page.locator("svg foreignObject").get_by_text(name, exact=True).first.wait_for(state="visible")
         _shot(page, ui, f"01-dagster-asset-graph-{group}")
@@ -339,6 +339,55 @@ def test_model_evaluation_page_shows_the_confusion_matrix(page, ui: Ui) -> None:
     assert complete and width > 200 and height > 200, (width, height)  # decoded: a real picture, not a broken icon
     assert meta["mlflow_run_id"], meta
     _shot(page, ui, "06-dagster-confusion-matrix")
+    assert not ui.blocked, ui.blocked
+
+
+def _open_image(page, table, label: str) -> tuple[int, int]:
+    """Open a markdown metadata entry's dialog and wait until its image has really loaded: (width, height)."""
+    row = table.locator("tr").filter(has=page.get_by_text(label, exact=True)).first
+    row.get_by_text("[Show Markdown]").click()
+    image = page.get_by_role("dialog").locator("img").first
+    image.wait_for()
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=image.element_handle())
+    return tuple(image.evaluate("i => [i.naturalWidth, i.naturalHeight]"))
+
+
+def _close_dialog(page) -> None:
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="detached")
+
+
+def test_a_participants_recording_is_pictured(page, ui: Ui) -> None:
+    """fused_recording's partition page: the six channels, labels, gaps and segments as one picture."""
+    page.goto(f"{ui.dagster}/assets/fused_recording?view=partitions&partition=p01")
+    table = page.locator("table").filter(has_text="plot_bytes")
+    table.wait_for()
+    width, height = _open_image(page, table, "plot")
+    assert width >= 600 and height >= 300, (width, height)
+    _shot(page, ui, "07-dagster-recording-plot")
+    _close_dialog(page)
+    page.goto(f"{ui.dagster}/assets/participant_predictions?view=partitions&partition=p01")
+    table = page.locator("table").filter(has_text="timeline_bytes")
+    table.wait_for()
+    width, _ = _open_image(page, table, "timeline")
+    assert width >= 600
+    _shot(page, ui, "08-dagster-predicted-and-true-timeline")
+    assert not ui.blocked, ui.blocked
+
+
+def test_the_cohort_overview_compares_participants(page, ui: Ui) -> None:
+    page.goto(f"{ui.dagster}/assets/cohort_overview")
+    table = page.locator("table").filter(has_text="channel_levels")
+    table.wait_for()
+    for label in ("participants", "participants_differing", "class_distribution", "channel_correlations"):
+        table.get_by_text(label, exact=True).first.wait_for()
+    _shot(page, ui, "09-dagster-cohort-overview")
+    for label, shot in (("channel_levels", "10"), ("class_distribution", "11")):
+        width, height = _open_image(page, table, label)
+        assert width >= 300 and height >= 150, (label, width, height)
+        _shot(page, ui, f"{shot}-dagster-cohort-{label.replace('_', '-')}")
+        _close_dialog(page)
     assert not ui.blocked, ui.blocked
 
 
