@@ -11,6 +11,8 @@ runs do) on a local SQLite instance, then, each measured on its own:
 - training's input: `dataset_split` materialized (loads every participant's windows through the
   IO manager, asks the check gate about every participant, splits) — time and peak RSS of a fresh
   process;
+- `cohort_overview` materialized (every participant's windows, checks and metadata, three pictures): the run's
+  time, the asset's own compute time, and the pictures' size;
 - the check gate alone: `failed_blocking_checks` over every participant;
 - the staleness check that `har pipeline` and the sensor share: `stale_participants` over every participant
   (what a config change asks of the sensor);
@@ -85,6 +87,16 @@ with dg.DagsterInstance.get() as instance:
         assert dg.materialize(ALL_ASSETS, selection=[dataset_split], instance=instance,
                               resources=build_resources(home)).success
         out["dataset_split_s"] = time.perf_counter() - start
+    elif what == "overview":
+        from har_assets.orchestration.overview import cohort_overview
+        from har_assets.pipeline_run import ALL_ASSETS
+        start = time.perf_counter()
+        result = dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance,
+                                resources=build_resources(home))
+        out["cohort_overview_s"] = time.perf_counter() - start
+        meta = result.asset_materializations_for_node("cohort_overview")[0].metadata
+        out["cohort_overview_compute_s"] = meta["refresh_seconds"].value
+        out["cohort_overview_plot_kb"] = meta["plot_bytes"].value / 1024
     elif what == "gate":
         from har_assets.orchestration.check_gate import failed_blocking_checks
         start = time.perf_counter()
@@ -170,7 +182,7 @@ def measure(participants: int, minutes: float, workdir: Path) -> dict:
     start = time.perf_counter()
     _run(PREPARE, env)
     result = {"participants": participants, "minutes_each": minutes, "prepare_s": time.perf_counter() - start}
-    for what in ("sensor", "split", "gate", "uptodate"):
+    for what in ("sensor", "split", "overview", "gate", "uptodate"):
         measured = _run(MEASURE, env, what)
         result |= {k: v for k, v in measured.items() if k != "peak_rss_mb"} | {f"{what}_peak_rss_mb":
                                                                                measured["peak_rss_mb"]}

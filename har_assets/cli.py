@@ -102,6 +102,13 @@ def summary_text(summary: dict) -> str:
     from har_assets.pipeline_run import model_summary_lines
 
     lines += model_summary_lines(summary)
+    overview = summary.get("overview") or {}
+    if overview.get("status") == "failed":
+        lines.append(f"COHORT OVERVIEW FAILED: {overview['error']}")
+    elif overview:
+        lines.append(f"cohort overview ({overview['status']}): {overview['participants']} participants, "
+                     f"{overview['participants_differing']} differ from the cohort, "
+                     f"{overview['participants_failing_checks']} with failing checks (Dagster UI: cohort_overview)")
     return "\n".join(lines)
 
 
