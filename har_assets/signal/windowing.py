@@ -95,7 +95,9 @@ def make_windows(frame: pl.DataFrame, cfg: PreprocessConfig) -> WindowSet:
     ).astype(np.int64)
     if starts.size:
         X = np.ascontiguousarray(sliding_window_view(values, size, axis=0)[starts].transpose(0, 2, 1))
-        labels = window_labels(frame["label"].to_numpy(), starts, size, cfg.label_coverage)
+        label = frame["label"]
+        labels = (np.full(starts.size, UNLABELED, dtype=str) if label.null_count() == label.len()  # e.g. served
+                  else window_labels(label.to_numpy(), starts, size, cfg.label_coverage))
     else:
         X = np.empty((0, size, len(channels)), dtype=np.float32)
         labels = np.empty(0, dtype=str)
