@@ -5,9 +5,9 @@
     python benchmarks/serve.py --skip-runtimes --workers 2
 
 1. Runtimes, in-process, on the production-size model (ModelConfig and PreprocessConfig defaults, 11
-   classes): eager PyTorch, TorchScript (trace + freeze), torch.compile and ONNX Runtime (if
-   installed: `pip install -e .[bench]`); ms per batch of 1 and of 256 windows, and the largest
-   probability difference from eager (parity).
+   classes): eager PyTorch, TorchScript (trace + freeze), torch.compile and ONNX Runtime as served
+   (har_assets.ml.onnx_runtime); ms per batch of 1 and of 256 windows, and the largest probability
+   difference from eager (parity).
 2. Where one request spends its time, in-process, through the API's own functions: /predict's
    parsing and validation, preprocessing (fusion, filters, windowing), the model; a 256-window batch
    decoded from JSON and from .npy, and the model on it.
@@ -51,6 +51,7 @@ from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.mlflow_model import log_bundle
 from har_assets.ml.model import build_model
+from har_assets.ml.onnx_runtime import OnnxClassifier
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.serving.decoding import JSON, NPY, decode_predict, decode_windows
 from har_assets.serving.predictor import recording_from_samples
@@ -145,22 +146,9 @@ def _runtimes(model: torch.nn.Module, n_channels: int, window: int) -> dict[str,
     except Exception as exc:
         out["torch.compile (inductor)"] = f"unavailable: {type(exc).__name__}: {str(exc)[:120]}"
     try:
-        import onnxruntime as ort
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.onnx"
-            torch.onnx.export(model, (example,), str(path), input_names=["x"], output_names=["logits"],
-                              dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-        def run_onnx(x: np.ndarray) -> np.ndarray:
-            logits = session.run(None, {"x": x})[0]
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
-
-        out["ONNX Runtime"] = run_onnx
+        out["ONNX Runtime, 1 thread (served)"] = OnnxClassifier(model, window, n_channels, threads=1).predict_proba
     except Exception as exc:
-        out["ONNX Runtime"] = f"unavailable: {type(exc).__name__}: {str(exc)[:160]}"
+        out["ONNX Runtime, 1 thread (served)"] = f"unavailable: {type(exc).__name__}: {str(exc)[:160]}"
     return out
 
 
@@ -202,14 +190,19 @@ def bench_breakdown(bundle: ModelBundle, body: bytes, batch: bytes, budget_s: fl
 
     X = to_windows()
     X256 = decode_windows(batch, JSON, 1024, shape)
+    served = OnnxClassifier(bundle.model, *shape, threads=1)
+
+    def model(windows: np.ndarray) -> np.ndarray:
+        return served.predict_proba(bundle.scaler.transform(windows))
+
     return {
         "validate_json_ms": _time_per_call(lambda: decode_predict(body, 90_000), budget_s, 500),
         "preprocess_ms": _time_per_call(to_windows, budget_s, 500),
-        "model_ms": _time_per_call(lambda: bundle.predict_windows(X), budget_s, 500),
+        "model_ms": _time_per_call(lambda: model(X), budget_s, 500),
         "batch256_decode_json_ms": _time_per_call(lambda: decode_windows(batch, JSON, 1024, shape), budget_s, 20),
         "batch256_decode_npy_ms": _time_per_call(lambda: decode_windows(npy_bytes(X256), NPY, 1024, shape),
                                                  budget_s, 50),
-        "batch256_model_ms": _time_per_call(lambda: bundle.predict_windows(X256), budget_s, 50),
+        "batch256_model_ms": _time_per_call(lambda: model(X256), budget_s, 50),
     }
 
 

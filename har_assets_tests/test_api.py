@@ -140,6 +140,7 @@ def test_status_and_model_endpoints(client: TestClient, models: dict) -> None:
     assert info["classes"] == models["first"].classes
     assert info["preprocess_config"] == CFG.model_dump(mode="json")
     assert info["channels"] == list(CFG.channels) and info["window_size"] == 200
+    assert info["runtime"] == "onnxruntime" and info["runtime_note"] is None  # the export matched PyTorch
 
 
 def _sensor(example: dict, sensor: str, **changes) -> dict:

@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
 from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.mlflow_model import DIGEST_TAG, load_bundle
+from har_assets.ml.onnx_runtime import OnnxClassifier, TorchClassifier, cpu_classifier
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
@@ -91,6 +92,8 @@ class LoadedModel:
     bundle: ModelBundle
     bundle_sha256: str | None = None  # checked against the registry's record; None: registered unverified
     loaded_at: float = field(default_factory=time.time)
+    runtime: OnnxClassifier | TorchClassifier | None = None  # None: the bundle's own PyTorch module
+    runtime_note: str | None = None  # why ONNX Runtime was not used
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -116,7 +119,10 @@ class LoadedModel:
 
     def predict_windows(self, X: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) of preprocessed but *unscaled* windows (n, window_size, channels)."""
-        return self.bundle.predict_windows(np.asarray(X, dtype=np.float32))
+        X = np.asarray(X, dtype=np.float32)
+        if self.runtime is None:
+            return self.bundle.predict_windows(X)
+        return self.runtime.predict_proba(self.bundle.scaler.transform(X))
 
     def warm_up(self) -> None:
         """One short recording through preprocessing and the model, so that the first request pays no first-call
@@ -137,6 +143,7 @@ class LoadedModel:
             "preprocess_config": cfg.model_dump(mode="json"),
             "model_config": self.bundle.model_config.model_dump(mode="json"),
             "bundle_sha256": self.bundle_sha256, "verified": self.bundle_sha256 is not None,
+            "runtime": self.runtime.name if self.runtime else "torch", "runtime_note": self.runtime_note,
             "loaded_at": self.loaded_at,
         }
 
@@ -166,10 +173,12 @@ def recording_from_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_uni
     )
 
 
-def load_model_version(tracking_uri: str, name: str, version: str, alias: str | None = None) -> LoadedModel:
+def load_model_version(tracking_uri: str, name: str, version: str, alias: str | None = None,
+                       threads: int | None = None) -> LoadedModel:
     """Load one registered version (bundle, run metrics) from the given MLflow store, never unpickling anything;
     a version whose bundle differs from the content hash recorded at registration is refused
-    (BundleIntegrityError). A version registered without a hash (before hashes existed) loads unverified."""
+    (BundleIntegrityError). A version registered without a hash (before hashes existed) loads unverified.
+    It runs on ONNX Runtime with `threads` intra-op threads (see har_assets.ml.onnx_runtime)."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     mv = client.get_model_version(name, version)
     digest = mv.tags.get(DIGEST_TAG)
@@ -178,16 +187,19 @@ def load_model_version(tracking_uri: str, name: str, version: str, alias: str | 
         metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
     except MlflowException:  # the run was deleted: the model still serves
         metrics = {}
+    cfg = bundle.preprocess
+    runtime, note = cpu_classifier(bundle.model, cfg.window_size, len(cfg.channels), threads)
     return LoadedModel(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, metrics=metrics,
-                       bundle=bundle, bundle_sha256=digest)
+                       bundle=bundle, bundle_sha256=digest, runtime=runtime, runtime_note=note)
 
 
 class Predictor:
     """The model being served: follows `alias` of registered model `name`, or pins `version`."""
 
     def __init__(self, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, alias: str = DEFAULT_ALIAS,
-                 version: str | None = None) -> None:
+                 version: str | None = None, threads: int | None = None) -> None:
         self.tracking_uri = tracking_uri
+        self.threads = threads  # intra-op threads of the inference runtime (None: its default)
         self.name = name
         self.alias = None if version else alias
         self.version = version

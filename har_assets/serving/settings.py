@@ -58,9 +58,10 @@ class ServeSettings(BaseModel):
     max_windows: int = Field(1024, ge=1, le=MAX_WINDOWS_CAP, description="Most windows in one /predict/windows "
                              "request.")
     concurrency: int = Field(1, ge=1, description="Predict requests computed at once per worker process; more "
-                             "wait their turn (1: measured fastest, and bounds a worker's memory).")
-    torch_threads: int | None = Field(1, ge=1, description="torch intra-op threads per worker process (1: measured "
-                                      "fastest under concurrent requests; None: torch's default, every core).")
+                             "wait their turn in arrival order (1: measured fastest, and bounds a worker's memory).")
+    torch_threads: int | None = Field(1, ge=1, description="Intra-op threads of the model per worker process "
+                                      "(ONNX Runtime, and torch; 1: measured fastest under concurrent requests; "
+                                      "None: the runtimes' default, every core).")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, home: HarHome | None = None) -> ServeSettings:
