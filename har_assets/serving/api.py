@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import secrets
 from collections.abc import AsyncIterator
@@ -46,6 +45,7 @@ from har_assets.serving.schemas import (
     example_windows_payload,
 )
 from har_assets.serving.settings import ServeSettings
+from har_assets.serving.work_queue import WorkQueue
 
 DESCRIPTION = """\
 Human-activity recognition from smartwatch accelerometer + gyroscope samples, served by the
@@ -171,8 +171,12 @@ def _with_request_models(schema: dict[str, Any]) -> dict[str, Any]:
 
 def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> FastAPI:
     """The API app; it loads the model at startup and, if poll_seconds > 0, follows the alias."""
-    predictor = predictor or Predictor(settings.tracking_uri, settings.model_name, settings.alias, settings.version)
+    predictor = predictor or Predictor(settings.tracking_uri, settings.model_name, settings.alias, settings.version,
+                                       settings.torch_threads)
     metrics = ServingMetrics()
+    # parsing, validation and the model run as jobs of this queue: in arrival order, at most
+    # `settings.concurrency` at once, a large body in a worker thread (see WorkQueue)
+    work = WorkQueue(settings.concurrency)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -184,6 +188,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
             yield
         finally:
             predictor.stop_polling()
+            await work.close()
 
     # /docs and /redoc with Swagger UI / ReDoc served by the app itself: no CDN, works offline
     app = FastAPIOffline(title="HAR inference API", version="1", description=DESCRIPTION, lifespan=lifespan)
@@ -262,12 +267,6 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         return WindowsResponse(model=model_ref(model), classes=model.classes, labels=labels,
                                probabilities=proba.tolist()).model_dump_json().encode()
 
-    # The predict routes read the raw body and do all the work (parsing included) in a worker thread: the event
-    # loop only moves bytes, so /health and other requests never wait behind a large body. At most
-    # `settings.concurrency` requests compute at once per process; the others wait their turn in the loop (measured
-    # on 2 cores, 8 clients: 164 -> 248 req/s with one at a time, since threads no longer fight over the GIL), and
-    # the memory of one worker is bounded by that many requests in flight.
-    busy = asyncio.Semaphore(settings.concurrency)
     @app.post("/predict", tags=["predict"], dependencies=protected, response_model=None,
               responses={200: {"model": PredictResponse, "description": "One prediction per window"},
                          **error_responses(400, *auth_statuses, 413, 415, 422, 503)},
@@ -276,8 +275,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         model = require_model(predictor)
         media_type(request, (JSON,))
         body = await request.body()
-        async with busy:
-            return Response(await run_in_threadpool(run_predict, body, model), media_type=JSON)
+        return Response(await work.run(run_predict, body, model), media_type=JSON)
 
     @app.post("/predict/windows", tags=["predict"], dependencies=protected, response_model=None,
               responses={200: {"model": WindowsResponse, "description": "Probabilities per window"},
@@ -288,8 +286,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         model = require_model(predictor)
         media = media_type(request, (JSON, NPY))
         body = await request.body()
-        async with busy:
-            return Response(await run_in_threadpool(run_predict_windows, body, media, model), media_type=JSON)
+        return Response(await work.run(run_predict_windows, body, media, model), media_type=JSON)
 
     @app.get("/metrics", tags=["status"], summary="Prometheus metrics", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
