@@ -54,9 +54,9 @@ from har_assets.ml.model import build_model
 from har_assets.ml.onnx_runtime import OnnxClassifier
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.serving.decoding import JSON, NPY, decode_predict, decode_windows
-from har_assets.serving.predictor import recording_from_samples
+from har_assets.serving.predictor import recording_from_samples, request_samples
 from har_assets.serving.schemas import PredictRequest, example_predict_payload
-from har_assets.signal.pipeline import preprocess
+from har_assets.signal.pipeline import preprocess, preprocess_samples
 
 CLASSES = ["ear_rubbing", "forehead_rubbing", "hair_pulling", "hand_scratching", "hand_tapping",
            "knuckles_cracking", "nail_biting", "nape_rubbing", "sitting", "smoking", "standing"]
@@ -184,9 +184,9 @@ def bench_breakdown(bundle: ModelBundle, body: bytes, batch: bytes, budget_s: fl
     acc, gyro = parsed.accelerometer, parsed.gyroscope
 
     def to_windows() -> np.ndarray:
-        raw = recording_from_samples(np.asarray(acc.timestamps_ms), acc.xyz(), AccelUnit.MILLI_G,
-                                     np.asarray(gyro.timestamps_ms), gyro.xyz(), GyroUnit.DEG_PER_S)
-        return preprocess(raw, cfg)[0].X
+        samples = request_samples(acc.timestamps_ms, acc.xyz(), AccelUnit.MILLI_G, gyro.timestamps_ms, gyro.xyz(),
+                                  GyroUnit.DEG_PER_S)
+        return preprocess_samples("request", *samples, None, cfg)[0].X
 
     X = to_windows()
     X256 = decode_windows(batch, JSON, 1024, shape)

@@ -102,6 +102,32 @@ def test_gravity_modes(tmp_path: Path, mode: GravityMode) -> None:
     assert ws.X.shape[2] == len(cfg.channels) and np.isfinite(ws.X).all()
 
 
+@pytest.mark.parametrize("mode", list(GravityMode))
+def test_preprocess_on_columns_equals_the_assets_stages(tmp_path: Path, mode: GravityMode) -> None:
+    """Serving's route (NumPy columns, no tables) and the assets' (fused, filtered, windows tables) give the same
+    windows, with labels, without them, and across a gap."""
+    from har_assets.raw.recording import empty_labels
+    from har_assets.signal.pipeline import fuse_recording, window_recording
+
+    cfg = PreprocessConfig(gravity=mode)
+    rec = read_participant(write_participant(tmp_path / "p01", seconds=60, gap_after_s=25, gap_s=3), cfg)
+    unlabelled = RawRecording(participant="p01", accel=rec.accel, gyro=rec.gyro, labels=empty_labels(),
+                              meta=rec.meta)
+    off_the_clock = RawRecording(participant="p01", accel=rec.accel, gyro=rec.gyro, meta=rec.meta,
+                                 labels=labels((T0 - 9e6, T0 - 8e6, "sitting")))  # covers no sample
+    for raw in (rec, unlabelled, off_the_clock):
+        fused, stats = fuse_recording(raw, cfg)
+        staged = window_recording(raw.participant, apply_gravity_handling(fused, cfg), cfg)
+        direct, direct_stats = preprocess(raw, cfg)
+        assert direct_stats == stats and stats.segments == 2
+        np.testing.assert_array_equal(direct.X, staged.X)
+        for field in ("labels", "start_ms", "end_ms", "segment"):
+            np.testing.assert_array_equal(getattr(direct, field), getattr(staged, field))
+        assert direct.channels == staged.channels
+    assert set(preprocess(rec, cfg)[0].labels) == {"", "sitting", "hand_tapping"}
+    assert set(preprocess(off_the_clock, cfg)[0].labels) == {""}
+
+
 def test_filter_does_not_leak_across_a_gap() -> None:
     cfg = PreprocessConfig(gravity=GravityMode.REMOVE)
     t = np.arange(0, 40_000, 20.0)

@@ -32,7 +32,7 @@ from har_assets.serving.errors import (
     request_validation_handler,
 )
 from har_assets.serving.metrics import MetricsMiddleware, ServingMetrics
-from har_assets.serving.predictor import LoadedModel, ModelUnavailable, Predictor, recording_from_samples
+from har_assets.serving.predictor import LoadedModel, ModelUnavailable, Predictor, request_samples
 from har_assets.serving.schemas import (
     ModelRef,
     PredictRequest,
@@ -239,11 +239,11 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         request = decode_predict(body, settings.max_samples)
         cfg = model.preprocess_config
         check_recording(request, settings, cfg)
-        acc, gyro = request.accelerometer, request.gyroscope
-        raw = recording_from_samples(np.asarray(acc.timestamps_ms), acc.xyz(), acc.unit or cfg.accel_unit,
-                                     np.asarray(gyro.timestamps_ms), gyro.xyz(), gyro.unit or cfg.gyro_unit)
+        acc, gyr = request.accelerometer, request.gyroscope
+        samples = request_samples(acc.timestamps_ms, acc.xyz(), acc.unit or cfg.accel_unit,
+                                  gyr.timestamps_ms, gyr.xyz(), gyr.unit or cfg.gyro_unit)
         try:
-            result = model.predict_recording(raw)
+            result = model.predict_samples(*samples)
         except PipelineDataError as exc:
             raise ApiError(422, "unusable_recording", str(exc), ["body"]) from exc
         proba = finite_or_422(result.proba)

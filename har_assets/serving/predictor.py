@@ -32,8 +32,8 @@ from har_assets.raw.recording import (
     empty_labels,
 )
 from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
-from har_assets.signal.fusion import FusionStats
-from har_assets.signal.pipeline import preprocess
+from har_assets.signal.fusion import FusionStats, SensorSamples
+from har_assets.signal.pipeline import preprocess_samples
 from har_assets.signal.windowing import WindowSet
 
 
@@ -113,7 +113,13 @@ class LoadedModel:
 
         Raises PipelineDataError when no window can be cut (too short, gaps, sensors not overlapping).
         """
-        windows, stats = preprocess(raw, self.bundle.preprocess)
+        return self.predict_samples(SensorSamples.of(raw.accel), SensorSamples.of(raw.gyro), raw.labels,
+                                    raw.participant)
+
+    def predict_samples(self, accel: SensorSamples, gyro: SensorSamples, labels: pl.DataFrame | None = None,
+                        participant: str = "request") -> WindowPredictions:
+        """`predict_recording` on both sensors' samples (SI units) without building tables: what a request costs."""
+        windows, stats = preprocess_samples(participant, accel, gyro, labels, self.bundle.preprocess)
         return WindowPredictions(classes=self.classes, windows=windows, fusion=stats,
                                  proba=self.predict_windows(windows.X))
 
@@ -148,27 +154,35 @@ class LoadedModel:
         }
 
 
-def sensor_frame(t_ms: np.ndarray, xyz: np.ndarray, to_si: float) -> pl.DataFrame:
-    """t_ms, x, y, z in SI units, converted exactly as the raw-file reader converts."""
+def sensor_samples(t_ms: np.ndarray, xyz: np.ndarray, to_si: float) -> SensorSamples:
+    """One sensor's samples in SI units, converted exactly as the raw-file reader converts."""
     t = np.asarray(t_ms, dtype=np.float64)
     values = np.asarray(xyz, dtype=np.float64)
     if values.shape != (t.size, 3):
         raise ValueError(f"expected {t.size} samples of x, y, z; got shape {values.shape}")
     if t.size < 2 or not np.all(np.diff(t) > 0):
         raise ValueError("timestamps must be at least two, strictly increasing")
-    si = values * to_si  # the reader's conversion, in float64 as there (the raw schema's types)
-    return pl.DataFrame({"t_ms": t, "x": si[:, 0], "y": si[:, 1], "z": si[:, 2]})
+    return SensorSamples(t, values * to_si)  # the reader's conversion, in float64 as there (the raw schema's types)
+
+
+def request_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_unit: AccelUnit, gyro_t: np.ndarray,
+                    gyro_xyz: np.ndarray, gyro_unit: GyroUnit) -> tuple[SensorSamples, SensorSamples]:
+    """Both sensors' samples (SI units) from the watch's units, epoch ms."""
+    return (sensor_samples(accel_t, accel_xyz, ACCEL_TO_SI[AccelUnit(accel_unit)]),
+            sensor_samples(gyro_t, gyro_xyz, GYRO_TO_SI[GyroUnit(gyro_unit)]))
 
 
 def recording_from_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_unit: AccelUnit,
                            gyro_t: np.ndarray, gyro_xyz: np.ndarray, gyro_unit: GyroUnit,
                            participant: str = "request") -> RawRecording:
     """A RawRecording (SI units, no labels) from both sensors' samples in the watch's units, epoch ms."""
+    accel, gyro = request_samples(accel_t, accel_xyz, accel_unit, gyro_t, gyro_xyz, gyro_unit)
+
+    def frame(samples: SensorSamples) -> pl.DataFrame:
+        return pl.DataFrame({"t_ms": samples.t_ms, **{a: samples.xyz[:, i] for i, a in enumerate("xyz")}})
+
     return RawRecording(
-        participant=participant,
-        accel=sensor_frame(accel_t, accel_xyz, ACCEL_TO_SI[AccelUnit(accel_unit)]),
-        gyro=sensor_frame(gyro_t, gyro_xyz, GYRO_TO_SI[GyroUnit(gyro_unit)]),
-        labels=empty_labels(),
+        participant=participant, accel=frame(accel), gyro=frame(gyro), labels=empty_labels(),
         meta=ParticipantMeta(units=SensorUnits(accelerometer=accel_unit, gyroscope=gyro_unit)),
     )
 

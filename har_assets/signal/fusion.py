@@ -130,17 +130,28 @@ def label_at(t_ms: np.ndarray, labels: pl.DataFrame) -> pl.Series:
     return pl.select(pl.when(pl.Series(covered)).then(names).otherwise(None)).to_series().alias("label")
 
 
-def fuse(accel: pl.DataFrame, gyro: pl.DataFrame, labels: pl.DataFrame,
-         cfg: PreprocessConfig) -> tuple[pl.DataFrame, FusionStats]:
+@dataclass(frozen=True)
+class SensorSamples:
+    """One sensor on its own clock: t_ms (epoch ms, strictly increasing) and xyz (n, 3) in SI units."""
+
+    t_ms: np.ndarray
+    xyz: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> SensorSamples:
+        """From a raw sensor table (t_ms, x, y, z)."""
+        return cls(frame["t_ms"].to_numpy(), np.column_stack([frame[a].to_numpy() for a in "xyz"]))
+
+
+def fuse_samples(accel: SensorSamples, gyro: SensorSamples,
+                 cfg: PreprocessConfig) -> tuple[dict[str, np.ndarray], FusionStats]:
     """Resample both sensors onto one `target_hz` grid, segment by segment.
 
-    Returns a frame with t_ms, segment, acc_x..gyro_z, label (null = unlabelled) and the stats.
+    Returns the columns t_ms, segment, acc_x..gyro_z (NumPy; no labels) and the stats.
     """
     max_gap_ms = cfg.max_gap_s * 1000.0
     period = cfg.period_ms
-    t_acc = accel["t_ms"].to_numpy()
-    t_gyr = gyro["t_ms"].to_numpy()
-    overlap = intersect_spans(continuous_spans(t_acc, max_gap_ms), continuous_spans(t_gyr, max_gap_ms))
+    overlap = intersect_spans(continuous_spans(accel.t_ms, max_gap_ms), continuous_spans(gyro.t_ms, max_gap_ms))
 
     grids: list[np.ndarray] = []
     kept: list[tuple[float, float]] = []
@@ -159,13 +170,12 @@ def fuse(accel: pl.DataFrame, gyro: pl.DataFrame, labels: pl.DataFrame,
 
     columns: dict[str, np.ndarray] = {"t_ms": t, "segment": segment_ids}
     sensors: dict[str, SensorStats] = {}
-    for sensor, frame, t_native in (("accel", accel, t_acc), ("gyro", gyro, t_gyr)):
-        native_hz = measured_hz(t_native)
-        values, cutoff = antialias(t_native, np.column_stack([frame[a].to_numpy() for a in "xyz"]), native_hz, cfg)
+    for sensor, samples in (("accel", accel), ("gyro", gyro)):
+        native_hz = measured_hz(samples.t_ms)
+        values, cutoff = antialias(samples.t_ms, samples.xyz, native_hz, cfg)
         for k, name in enumerate(SENSOR_CHANNELS[sensor]):
-            columns[name] = np.interp(t, t_native, values[:, k])
-        sensors[sensor] = _sensor_stats(t_native, segments, max_gap_ms, native_hz, cutoff)
-    fused = pl.DataFrame({**columns, "label": label_at(t, labels)})
+            columns[name] = np.interp(t, samples.t_ms, values[:, k])
+        sensors[sensor] = _sensor_stats(samples.t_ms, segments, max_gap_ms, native_hz, cutoff)
     stats = FusionStats(
         accel=sensors["accel"],
         gyro=sensors["gyro"],
@@ -174,4 +184,11 @@ def fuse(accel: pl.DataFrame, gyro: pl.DataFrame, labels: pl.DataFrame,
         duration_s=float(t.size / cfg.target_hz),
         dropped_short_spans=dropped,
     )
-    return fused, stats
+    return columns, stats
+
+
+def fuse(accel: pl.DataFrame, gyro: pl.DataFrame, labels: pl.DataFrame,
+         cfg: PreprocessConfig) -> tuple[pl.DataFrame, FusionStats]:
+    """`fuse_samples` on raw sensor tables, as a frame: t_ms, segment, acc_x..gyro_z, label (null = unlabelled)."""
+    columns, stats = fuse_samples(SensorSamples.of(accel), SensorSamples.of(gyro), cfg)
+    return pl.DataFrame({**columns, "label": label_at(columns["t_ms"], labels)}), stats

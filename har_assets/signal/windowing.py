@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -81,13 +82,17 @@ def window_labels(sample_labels: np.ndarray, starts: np.ndarray, size: int, cove
     return out.astype(str)
 
 
-def make_windows(frame: pl.DataFrame, cfg: PreprocessConfig) -> WindowSet:
-    """Slide `window_size` samples by `window_step` within each segment; never across a boundary."""
+def windows_from_columns(columns: Mapping[str, np.ndarray], sample_labels: np.ndarray | None,
+                         cfg: PreprocessConfig) -> WindowSet:
+    """Slide `window_size` samples by `window_step` within each segment; never across a boundary.
+
+    `columns` holds t_ms, segment and the channels; `sample_labels` the activity per sample (None where nothing
+    is labelled).
+    """
     channels = cfg.channels
-    values = np.column_stack([frame[c].to_numpy() for c in channels]).astype(np.float32)
-    t_ms = frame["t_ms"].to_numpy()
-    segment = frame["segment"].to_numpy()
-    bounds = segment_bounds(segment) if frame.height else np.array([0])
+    values = np.column_stack([columns[c] for c in channels]).astype(np.float32)
+    t_ms, segment = columns["t_ms"], columns["segment"]
+    bounds = segment_bounds(segment) if t_ms.size else np.array([0])
     size, step = cfg.window_size, cfg.window_step
     starts = np.concatenate(
         [np.arange(lo, hi - size + 1, step) for lo, hi in itertools.pairwise(bounds)]
@@ -95,11 +100,17 @@ def make_windows(frame: pl.DataFrame, cfg: PreprocessConfig) -> WindowSet:
     ).astype(np.int64)
     if starts.size:
         X = np.ascontiguousarray(sliding_window_view(values, size, axis=0)[starts].transpose(0, 2, 1))
-        label = frame["label"]
-        labels = (np.full(starts.size, UNLABELED, dtype=str) if label.null_count() == label.len()  # e.g. served
-                  else window_labels(label.to_numpy(), starts, size, cfg.label_coverage))
+        labels = (np.full(starts.size, UNLABELED, dtype=str) if sample_labels is None
+                  else window_labels(sample_labels, starts, size, cfg.label_coverage))
     else:
         X = np.empty((0, size, len(channels)), dtype=np.float32)
         labels = np.empty(0, dtype=str)
     return WindowSet(X=X, labels=labels, start_ms=t_ms[starts], end_ms=t_ms[starts + size - 1] if starts.size
                      else np.empty(0), segment=segment[starts], channels=channels)
+
+
+def make_windows(frame: pl.DataFrame, cfg: PreprocessConfig) -> WindowSet:
+    """`windows_from_columns` on a filtered frame (t_ms, segment, the channels, label)."""
+    label = frame["label"]
+    columns = {c: frame[c].to_numpy() for c in ("t_ms", "segment", *cfg.channels)}
+    return windows_from_columns(columns, None if label.null_count() == label.len() else label.to_numpy(), cfg)
