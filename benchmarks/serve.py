@@ -54,9 +54,9 @@ from har_assets.ml.model import build_model
 from har_assets.ml.onnx_runtime import OnnxClassifier
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.serving.decoding import JSON, NPY, decode_predict, decode_windows
-from har_assets.serving.predictor import recording_from_samples, request_samples
+from har_assets.serving.predictor import request_samples
 from har_assets.serving.schemas import PredictRequest, example_predict_payload
-from har_assets.signal.pipeline import preprocess, preprocess_samples
+from har_assets.signal.pipeline import preprocess_samples
 
 CLASSES = ["ear_rubbing", "forehead_rubbing", "hair_pulling", "hand_scratching", "hand_tapping",
            "knuckles_cracking", "nail_biting", "nape_rubbing", "sitting", "smoking", "standing"]
@@ -77,10 +77,10 @@ def make_bundle(cfg: PreprocessConfig, seed: int = 0) -> tuple[ModelBundle, np.n
 
 def windows_like_example(cfg: PreprocessConfig) -> np.ndarray:
     body = PredictRequest.model_validate(example_predict_payload(cfg))
-    raw = recording_from_samples(np.asarray(body.accelerometer.timestamps_ms), body.accelerometer.xyz(),
-                                 AccelUnit.MILLI_G, np.asarray(body.gyroscope.timestamps_ms), body.gyroscope.xyz(),
-                                 GyroUnit.DEG_PER_S)
-    return preprocess(raw, cfg)[0].X
+    acc, gyro = body.accelerometer, body.gyroscope
+    samples = request_samples(acc.timestamps_ms, acc.xyz(), AccelUnit.MILLI_G, gyro.timestamps_ms, gyro.xyz(),
+                              GyroUnit.DEG_PER_S)
+    return preprocess_samples("example", *samples, None, cfg)[0].X
 
 
 def register(bundle: ModelBundle, X: np.ndarray, folder: Path) -> str:

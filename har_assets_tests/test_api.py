@@ -461,8 +461,8 @@ def test_a_model_saved_before_antialiasing_is_served_as_it_was_trained(tmp_path:
     """A bundle whose stored preprocessing config lacks `antialias_cutoff_ratio` (written before the field
     existed) is served with the old preprocessing (no low-pass before resampling), not today's default."""
     from har_assets.config import AccelUnit, GyroUnit
-    from har_assets.serving.predictor import recording_from_samples
-    from har_assets.signal.pipeline import preprocess
+    from har_assets.serving.predictor import request_samples
+    from har_assets.signal.pipeline import preprocess_samples
 
     old = ModelStore(tmp_path / "mlflow")
     version = old.register(models["first"], models["X"], {"macro_f1": 0.5})
@@ -486,9 +486,9 @@ def test_a_model_saved_before_antialiasing_is_served_as_it_was_trained(tmp_path:
         assert c.get("/model").json()["verified"] is False  # served, and said to be unverified
     assert r.status_code == 200, r.text
     got = np.array([[w["probabilities"][k] for k in r.json()["classes"]] for w in r.json()["windows"]])
-    raw = recording_from_samples(start + t, acc, AccelUnit.MILLI_G, start + 7 + t, gyro, GyroUnit.DEG_PER_S)
+    samples = request_samples(start + t, acc, AccelUnit.MILLI_G, start + 7 + t, gyro, GyroUnit.DEG_PER_S)
     as_trained = CFG.model_copy(update={"antialias_cutoff_ratio": None})
-    expected = models["first"].predict_windows(preprocess(raw, as_trained)[0].X)
-    today = models["first"].predict_windows(preprocess(raw, CFG)[0].X)
+    expected = models["first"].predict_windows(preprocess_samples("p", *samples, None, as_trained)[0].X)
+    today = models["first"].predict_windows(preprocess_samples("p", *samples, None, CFG)[0].X)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     assert np.abs(today - expected).max() > 1e-3, "the two preprocessings must differ on this signal"

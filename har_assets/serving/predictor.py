@@ -3,8 +3,9 @@
 `Predictor` follows an alias (default `champion`) or pins a version of a registered MLflow model.
 `refresh()` loads a new version completely and then swaps one reference, so a caller that took
 `predictor.require()` keeps using the same immutable `LoadedModel` until it is done, while new
-callers get the new one. Raw samples become windows through `har_assets.signal.pipeline.preprocess`
-and probabilities through `ModelBundle.predict_windows`; nothing here re-implements preprocessing.
+callers get the new one. Raw samples become windows through `har_assets.signal.pipeline.preprocess_samples`
+and probabilities through the bundle's scaler and its network on ONNX Runtime (`har_assets.ml.onnx_runtime`,
+PyTorch where the export is refused); nothing here re-implements preprocessing.
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ from har_assets.ml.onnx_runtime import OnnxClassifier, TorchClassifier, cpu_clas
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
-    ParticipantMeta,
     RawRecording,
-    SensorUnits,
-    empty_labels,
 )
 from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
 from har_assets.signal.fusion import FusionStats, SensorSamples
@@ -90,10 +88,10 @@ class LoadedModel:
     run_id: str | None
     metrics: dict[str, float]
     bundle: ModelBundle
+    runtime: OnnxClassifier | TorchClassifier  # runs bundle.model on scaled windows
+    runtime_note: str | None = None  # why ONNX Runtime was not used
     bundle_sha256: str | None = None  # checked against the registry's record; None: registered unverified
     loaded_at: float = field(default_factory=time.time)
-    runtime: OnnxClassifier | TorchClassifier | None = None  # None: the bundle's own PyTorch module
-    runtime_note: str | None = None  # why ONNX Runtime was not used
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -125,20 +123,18 @@ class LoadedModel:
 
     def predict_windows(self, X: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) of preprocessed but *unscaled* windows (n, window_size, channels)."""
-        X = np.asarray(X, dtype=np.float32)
-        if self.runtime is None:
-            return self.bundle.predict_windows(X)
-        return self.runtime.predict_proba(self.bundle.scaler.transform(X))
+        return self.runtime.predict_proba(self.bundle.scaler.transform(np.asarray(X, dtype=np.float32)))
 
     def warm_up(self) -> None:
-        """One short recording through preprocessing and the model, so that the first request pays no first-call
-        costs (lazy imports, allocations, kernel choice): the Predictor serves a model only after this."""
+        """One short recording through a request's path (preprocessing and the model), so that the first request
+        pays no first-call costs (lazy imports, allocations, kernel choice): the Predictor serves a model only after
+        this."""
         cfg = self.bundle.preprocess
         n = int((cfg.window_size + 10) / cfg.target_hz * 100)  # a little over one window at 100 Hz
         t = 1.7e12 + np.arange(n) * 10.0
         still = np.column_stack([np.zeros(n), np.zeros(n), np.full(n, 1000.0)])
-        self.predict_recording(recording_from_samples(t, still, AccelUnit.MILLI_G, t + 3.0, np.zeros((n, 3)),
-                                                      GyroUnit.DEG_PER_S))
+        self.predict_samples(*request_samples(t, still, AccelUnit.MILLI_G, t + 3.0, np.zeros((n, 3)),
+                                              GyroUnit.DEG_PER_S))
 
     def info(self) -> dict[str, Any]:
         cfg = self.bundle.preprocess
@@ -149,7 +145,7 @@ class LoadedModel:
             "preprocess_config": cfg.model_dump(mode="json"),
             "model_config": self.bundle.model_config.model_dump(mode="json"),
             "bundle_sha256": self.bundle_sha256, "verified": self.bundle_sha256 is not None,
-            "runtime": self.runtime.name if self.runtime else "torch", "runtime_note": self.runtime_note,
+            "runtime": self.runtime.name, "runtime_note": self.runtime_note,
             "loaded_at": self.loaded_at,
         }
 
@@ -170,21 +166,6 @@ def request_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_unit: Acce
     """Both sensors' samples (SI units) from the watch's units, epoch ms."""
     return (sensor_samples(accel_t, accel_xyz, ACCEL_TO_SI[AccelUnit(accel_unit)]),
             sensor_samples(gyro_t, gyro_xyz, GYRO_TO_SI[GyroUnit(gyro_unit)]))
-
-
-def recording_from_samples(accel_t: np.ndarray, accel_xyz: np.ndarray, accel_unit: AccelUnit,
-                           gyro_t: np.ndarray, gyro_xyz: np.ndarray, gyro_unit: GyroUnit,
-                           participant: str = "request") -> RawRecording:
-    """A RawRecording (SI units, no labels) from both sensors' samples in the watch's units, epoch ms."""
-    accel, gyro = request_samples(accel_t, accel_xyz, accel_unit, gyro_t, gyro_xyz, gyro_unit)
-
-    def frame(samples: SensorSamples) -> pl.DataFrame:
-        return pl.DataFrame({"t_ms": samples.t_ms, **{a: samples.xyz[:, i] for i, a in enumerate("xyz")}})
-
-    return RawRecording(
-        participant=participant, accel=frame(accel), gyro=frame(gyro), labels=empty_labels(),
-        meta=ParticipantMeta(units=SensorUnits(accelerometer=accel_unit, gyroscope=gyro_unit)),
-    )
 
 
 def load_model_version(tracking_uri: str, name: str, version: str, alias: str | None = None,

@@ -161,15 +161,15 @@ def example_predict_payload(cfg: PreprocessConfig) -> dict:
 
 @lru_cache(maxsize=8)
 def _example_windows(cfg_json: str) -> dict:
-    from har_assets.serving.predictor import recording_from_samples
-    from har_assets.signal.pipeline import preprocess
+    from har_assets.serving.predictor import request_samples
+    from har_assets.signal.pipeline import preprocess_samples
 
     cfg = PreprocessConfig.model_validate_json(cfg_json)
     body = PredictRequest.model_validate(_example_raw(cfg_json))
-    raw = recording_from_samples(
-        np.asarray(body.accelerometer.timestamps_ms), body.accelerometer.xyz(), AccelUnit.MILLI_G,
-        np.asarray(body.gyroscope.timestamps_ms), body.gyroscope.xyz(), GyroUnit.DEG_PER_S)
-    windows, _ = preprocess(raw, cfg)
+    acc, gyro = body.accelerometer, body.gyroscope
+    samples = request_samples(acc.timestamps_ms, acc.xyz(), AccelUnit.MILLI_G, gyro.timestamps_ms, gyro.xyz(),
+                              GyroUnit.DEG_PER_S)
+    windows, _ = preprocess_samples("example", *samples, None, cfg)
     return {"windows": np.round(windows.X[:1].astype(np.float64), 5).tolist()}
 
 

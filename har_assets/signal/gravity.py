@@ -6,6 +6,8 @@ no filter ever smears a signal across a gap.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import polars as pl
 
@@ -16,12 +18,13 @@ ACC = ("acc_x", "acc_y", "acc_z")
 GRAVITY = ("grav_x", "grav_y", "grav_z")
 
 
-def gravity_columns(acc: np.ndarray, segment: np.ndarray, cfg: PreprocessConfig) -> dict[str, np.ndarray]:
-    """The accelerometer columns `cfg.gravity` replaces or adds, from acc (n, 3) and each sample's segment:
+def gravity_columns(columns: Mapping[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    """The accelerometer columns `cfg.gravity` replaces or adds, from the fused columns (acc_x..z, segment):
     none for keep; acc_x..z as body acceleration for remove; those and grav_x..z for separate."""
     if cfg.gravity is GravityMode.KEEP:
         return {}
-    bounds = segment_bounds(segment)
+    acc = np.column_stack([columns[c] for c in ACC])
+    bounds = segment_bounds(columns["segment"])
     if cfg.gravity is GravityMode.REMOVE:
         body = zero_phase(butter_sos(cfg.filter_order, cfg.highpass_cutoff_hz, cfg.target_hz, "highpass"), acc, bounds)
         return {name: body[:, i] for i, name in enumerate(ACC)}
@@ -35,5 +38,5 @@ def apply_gravity_handling(fused: pl.DataFrame, cfg: PreprocessConfig) -> pl.Dat
     """Return the fused frame with accelerometer channels handled as `cfg.gravity` says."""
     if cfg.gravity is GravityMode.KEEP:
         return fused
-    changed = gravity_columns(fused.select(ACC).to_numpy(), fused["segment"].to_numpy(), cfg)
+    changed = gravity_columns({c: fused[c].to_numpy() for c in (*ACC, "segment")}, cfg)
     return fused.with_columns(pl.Series(name, values) for name, values in changed.items())

@@ -7,14 +7,13 @@ which wrap the same functions. A test holds the two routes equal.
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from har_assets.config import PreprocessConfig
 from har_assets.errors import PipelineDataError
 from har_assets.raw.recording import RawRecording
 from har_assets.signal.fusion import FusionStats, SensorSamples, fuse, fuse_samples, label_at
-from har_assets.signal.gravity import ACC, gravity_columns
+from har_assets.signal.gravity import gravity_columns
 from har_assets.signal.windowing import WindowSet, make_windows, windows_from_columns
 
 
@@ -57,7 +56,7 @@ def preprocess_samples(participant: str, accel: SensorSamples, gyro: SensorSampl
     columns, stats = fuse_samples(accel, gyro, cfg)
     if columns["t_ms"].size == 0:
         raise _no_fused_samples(participant, stats, cfg)
-    columns |= gravity_columns(np.column_stack([columns[c] for c in ACC]), columns["segment"], cfg)
+    columns |= gravity_columns(columns, cfg)
     sample_labels = label_at(columns["t_ms"], labels).to_numpy() if labels is not None and labels.height else None
     windows = windows_from_columns(columns, sample_labels, cfg)
     if len(windows) == 0:
