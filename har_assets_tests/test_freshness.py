@@ -100,3 +100,15 @@ def test_a_stage_older_than_its_input_is_stale(study) -> None:
     assert stale_participants(instance, found, cfg) == {
         "p03": "a stage is older than its input (re-made since, or it failed)"}
     assert Sensor(home, instance).tick(cursor=None) == {"p03"} == pipeline(home, instance)
+
+
+def test_an_unlabelled_study_gets_an_overview_that_counts_a_failing_participant(study) -> None:
+    """No participant has labels (a scoring-only study): the overview has no class picture to draw, yet is made."""
+    home, instance = study
+    pipeline(home, instance)
+    (home.raw / "p02" / "participant.json").write_text(json.dumps({"units": {"accelerometer": "g"}}))  # milli-g
+    age(home.raw / "p02")
+    summary = run_pipeline(home, instance)
+    assert set(summary["failed"]) == {"p02"} and summary["materialized"] == 0
+    assert summary["overview"]["status"] == "refreshed"
+    assert summary["overview"]["participants_failing_checks"] == 1

@@ -104,8 +104,10 @@ def cohort_overview(context: dg.AssetExecutionContext,
         channels = next(iter(windows.values())).channels
         stats = cohort_channels({p: w.X for p, w in windows.items() if w.channels == channels}, channels)
         outliers = stats.outliers()
-        pictures = {"class_distribution": class_distribution_png({p: w.class_counts() for p, w in windows.items()}),
-                    "channel_levels": channel_levels_png(stats), "channel_correlations": correlation_png(stats)}
+        counts = {p: w.class_counts() for p, w in windows.items()}
+        if any(counts.values()):  # an unlabelled study (scoring only) has no classes to draw
+            pictures["class_distribution"] = class_distribution_png(counts)
+        pictures |= {"channel_levels": channel_levels_png(stats), "channel_correlations": correlation_png(stats)}
     frame = overview_frame(context.instance, windows, outliers)
     return dg.Output(frame, metadata={
         "participants": frame_table(frame),
