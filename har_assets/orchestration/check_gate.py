@@ -37,22 +37,28 @@ def check_keys(checks: dict[str, dict[str, tuple[str, bool]]]) -> list[dg.AssetC
     return [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, names in checks.items() for name in names]
 
 
+def failed_latest(instance: dg.DagsterInstance, partitions: Sequence[str],
+                  keys: Sequence[dg.AssetCheckKey]) -> list[tuple[str, dg.AssetCheckKey]]:
+    """(participant, check) of each of these checks whose latest evaluation for the participant failed; one query."""
+    if not keys or not partitions:
+        return []
+    infos = instance.event_log_storage.get_asset_check_partition_info(list(keys), partition_keys=list(partitions))
+    return [(info.partition_key, info.check_key) for info in infos
+            if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.partition_key]
+
+
 def failing_checks(instance: dg.DagsterInstance, partitions: Sequence[str],
                    keys: Sequence[dg.AssetCheckKey]) -> dict[str, list[str]]:
     """Participant -> 'asset.check' of each check (blocking or not) whose latest evaluation failed; one query."""
-    if not keys or not partitions:
-        return {}
     found: dict[str, list[str]] = {}
-    for info in instance.event_log_storage.get_asset_check_partition_info(list(keys), partition_keys=list(partitions)):
-        if info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED and info.partition_key:
-            found.setdefault(info.partition_key, []).append(
-                f"{info.check_key.asset_key.to_user_string()}.{info.check_key.name}")
+    for pid, key in failed_latest(instance, partitions, keys):
+        found.setdefault(pid, []).append(f"{key.asset_key.to_user_string()}.{key.name}")
     return {pid: sorted(names) for pid, names in found.items()}
 
 
 def blocking_check_keys(assets: Iterable[str]) -> list[dg.AssetCheckKey]:
-    return [dg.AssetCheckKey(dg.AssetKey(asset), name) for asset in assets
-            for name, (_, blocking) in PREPROCESSING_CHECKS[asset].items() if blocking]
+    return check_keys({asset: {name: spec for name, spec in PREPROCESSING_CHECKS[asset].items() if spec[1]}
+                       for asset in assets})
 
 
 @dataclass(frozen=True)
@@ -80,18 +86,11 @@ def failed_blocking_checks(instance: dg.DagsterInstance, partitions: Sequence[st
     """Participant -> the blocking checks whose latest evaluation failed, for the given participants.
 
     One query for the status of every (check, participant); details only for the failures."""
-    keys = blocking_check_keys(assets)
-    if not keys or not partitions:
-        return {}
-    infos = instance.event_log_storage.get_asset_check_partition_info(keys, partition_keys=list(partitions))
     failed: dict[str, list[FailedCheck]] = {}
-    for info in infos:
-        if info.latest_execution_status != AssetCheckExecutionRecordStatus.FAILED or info.partition_key is None:
-            continue
+    for pid, key in failed_latest(instance, partitions, blocking_check_keys(assets)):
         records = instance.event_log_storage.get_asset_check_execution_history(
-            info.check_key, limit=1, partition_filter=PartitionKeyFilter(key=info.partition_key))
+            key, limit=1, partition_filter=PartitionKeyFilter(key=pid))
         evaluation = records[0].evaluation if records else None
-        if evaluation is None:
-            continue
-        failed.setdefault(info.partition_key, []).append(failed_check(info.partition_key, evaluation))
+        if evaluation is not None:
+            failed.setdefault(pid, []).append(failed_check(pid, evaluation))
     return {pid: sorted(found, key=lambda f: (f.asset, f.check)) for pid, found in sorted(failed.items())}

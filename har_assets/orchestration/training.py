@@ -10,7 +10,6 @@ torch and MLflow are imported inside the asset bodies that use them: every run p
 module with the code location, and a preprocessing run should not pay seconds for them.
 """
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -43,6 +42,7 @@ from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.tables import rows_table
 from har_assets.orchestration.training_resources import TrainingResource
+from har_assets.plots.png import png_markdown
 from har_assets.signal.windowing import WindowSet
 
 GROUP = "training"
@@ -347,8 +347,7 @@ def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
         "per_participant": rows_table(["participant", "windows", "accuracy", "macro-F1"], people),
         "permutation_importance": rows_table(["channel", "macro-F1 drop"], [list(kv) for kv in importance]),
         "excluded_windows": dg.MetadataValue.json(report["excluded_windows"]),
-        "confusion_matrix": dg.MetadataValue.md(
-            f"![confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})"),
+        "confusion_matrix": dg.MetadataValue.md(png_markdown(png, "confusion matrix")),
         "mlflow_run_id": report["mlflow_run_id"],
     }
 

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from har_assets.plots.png import figure_png, new_figure
+from har_assets.signal.filters import segment_bounds
 
 CHANNEL_GROUPS = {  # panel title -> channels, in the order drawn (those present in the frame)
     "acceleration (m/s²)": ("acc_x", "acc_y", "acc_z"),
@@ -52,12 +53,12 @@ def envelope(x: np.ndarray, v: np.ndarray, edges: np.ndarray) -> tuple[np.ndarra
 
 def segment_spans(t_ms: np.ndarray, segment: np.ndarray) -> list[tuple[float, float]]:
     """(first, last) sample time of each segment."""
-    bounds = np.r_[0, np.flatnonzero(np.diff(segment)) + 1, segment.size]
+    bounds = segment_bounds(segment)
     return [(float(t_ms[a]), float(t_ms[b - 1])) for a, b in itertools.pairwise(bounds) if b > a]
 
 
-def recording_png(frame: pl.DataFrame, title: str, truth: list[tuple[float, float, str]] | None = None) -> bytes:
-    """PNG (≤ 60 KB) of a fused or filtered recording: t_ms, segment, channels, and `label` or `truth` intervals."""
+def recording_png(frame: pl.DataFrame, title: str) -> bytes:
+    """PNG (≤ 60 KB) of a fused or filtered recording: t_ms, segment, channels, and its `label` intervals."""
     t = frame["t_ms"].to_numpy()
     if t.size == 0:
         raise ValueError(f"{title}: nothing to plot, the recording has no samples")
@@ -65,8 +66,7 @@ def recording_png(frame: pl.DataFrame, title: str, truth: list[tuple[float, floa
     minutes = (t - t0) / 60_000.0
     groups = {name: [c for c in chans if c in frame.columns] for name, chans in CHANNEL_GROUPS.items()}
     groups = {name: chans for name, chans in groups.items() if chans}
-    intervals = truth if truth is not None else (runs(t, frame["label"].to_numpy()) if "label" in frame.columns
-                                                else [])
+    intervals = runs(t, frame["label"].to_numpy()) if "label" in frame.columns else []
     fig = new_figure(10, 1.2 + 1.7 * len(groups) + 0.6)
     axes = fig.subplots(len(groups) + 1, 1, sharex=True,
                         gridspec_kw={"height_ratios": [3] * len(groups) + [0.7], "hspace": 0.08})

@@ -17,9 +17,7 @@ DEVIATION_FLOOR = 0.25  # the smallest robust scale, as a share of the cohort's 
 class CohortChannels:
     participants: list[str]
     channels: tuple[str, ...]
-    median: np.ndarray  # (participants, channels)
-    iqr: np.ndarray  # (participants, channels)
-    deviation: np.ndarray  # robust z of each participant's median against the cohort's medians
+    deviation: np.ndarray  # (participants, channels): robust z of each participant's median against the cohort's
     correlation: np.ndarray  # (channels, channels), pooled
 
     def outliers(self, threshold: float = 3.5) -> dict[str, list[str]]:
@@ -52,13 +50,13 @@ def cohort_channels(windows: Mapping[str, np.ndarray], channels: tuple[str, ...]
     if not pids:
         raise ValueError("no participant has windows to compare")
     samples = {p: samples_of(windows[p]) for p in pids}
-    q25, median, q75 = (np.array([np.percentile(samples[p], q, axis=0) for p in pids]) for q in (25, 50, 75))
+    q25, median, q75 = np.moveaxis(np.array([np.percentile(samples[p], [25, 50, 75], axis=0) for p in pids]), 1, 0)
     pooled = np.concatenate(list(samples.values()))
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.nan_to_num(np.corrcoef(pooled, rowvar=False))
     iqr = q75 - q25
     # a cohort of alike people has medians closer together than chance would flag: a shift below a quarter of
     # the typical within-person spread (IQR) is never called a deviation
-    return CohortChannels(participants=pids, channels=channels, median=median, iqr=iqr,
+    return CohortChannels(participants=pids, channels=channels,
                           deviation=robust_z(median, floor=DEVIATION_FLOOR * np.median(iqr, axis=0)),
                           correlation=np.atleast_2d(correlation))
