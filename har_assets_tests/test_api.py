@@ -448,10 +448,12 @@ def test_concurrent_model_calls_are_safe(store: ModelStore, models: dict) -> Non
 
 def test_settings_from_env(tmp_path: Path) -> None:
     env = {"HAR_MODEL_POLL_SECONDS": "2.5", "HAR_API_KEY": "k", "HAR_MODEL_ALIAS": "staging", "HAR_MAX_WINDOWS": "64",
-           "HAR_MODEL_VERSION": " "}
+           "HAR_MODEL_VERSION": " ", "HAR_MAX_QUEUED": "8"}
     s = ServeSettings.from_env(env, home=HarHome(tmp_path))
     assert s.tracking_uri == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
-    assert (s.poll_seconds, s.api_key, s.alias, s.max_windows, s.version) == (2.5, "k", "staging", 64, None)
+    assert (s.poll_seconds, s.api_key, s.alias, s.max_windows, s.version, s.max_queued) == (2.5, "k", "staging", 64,
+                                                                                            None, 8)
+    assert ServeSettings.from_env({}, home=HarHome(tmp_path)).max_queued == 64
     assert ServeSettings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}).tracking_uri == "http://mlflow:5000"
     with pytest.raises(ValueError, match="poll_seconds"):
         ServeSettings.from_env({"HAR_MODEL_POLL_SECONDS": "-1"}, home=HarHome(tmp_path))

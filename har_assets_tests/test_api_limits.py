@@ -134,3 +134,48 @@ def test_a_batch_as_npy_equals_the_same_batch_as_json(server: tuple[str, int]) -
         method = c.delete(f"{base}/predict")
         assert method.status_code == 405 and "POST" in method.headers["allow"]
         assert method.json()["kind"] == "method_not_allowed"
+
+
+def npy_header(shape: object, descr: object = "<f4", fortran_order: object = False, version: int = 1) -> bytes:
+    """A .npy header as np.save writes it (numpy's own writer), declaring whatever it is given."""
+    buffer = io.BytesIO()
+    write = np.lib.format.write_array_header_1_0 if version == 1 else np.lib.format.write_array_header_2_0
+    write(buffer, {"descr": descr, "fortran_order": fortran_order, "shape": shape})
+    return buffer.getvalue()
+
+
+def npy_payloads() -> Iterator[tuple[str, bytes, int, str]]:
+    """(case, .npy body, status, kind): headers declaring more than follows them, or what must never be loaded."""
+    one = io.BytesIO()
+    np.save(one, np.zeros((1, CFG.window_size, len(CFG.channels)), np.float32))
+    yield "(10**13,) float32 and 100 bytes", npy_header((10**13,)) + bytes(100), 400, "invalid_npy"
+    yield "(10**13, 200, 6) float32", npy_header((10**13, 200, 6)), 400, "invalid_npy"
+    yield "(2**62, 200, 6) float64, format 2.0", npy_header((2**62, 200, 6), "<f8", version=2), 400, "invalid_npy"
+    yield "(1024, 200, 6) and one window's bytes", npy_header((1024, 200, 6)) + one.getvalue()[128:], 400, \
+        "invalid_npy"
+    yield "a window short of one byte", one.getvalue()[:-1], 400, "invalid_npy"
+    yield "negative shape", npy_header((-1, 200, 6)), 400, "invalid_npy"
+    yield "Python objects (a pickle)", npy_header((1, 200, 6), "|O") + bytes(9600), 400, "invalid_npy"
+    yield "fortran_order not a bool", npy_header((1, 200, 6), fortran_order="yes") + bytes(4800), 400, "invalid_npy"
+    yield "format 3.0", b"\x93NUMPY\x03\x00" + one.getvalue()[8:], 400, "invalid_npy"
+    yield "a header length of 4 GiB", b"\x93NUMPY\x02\x00\xff\xff\xff\xff{", 400, "invalid_npy"
+    yield "(10**13, 200, 6) booleans", npy_header((10**13, 200, 6), "|b1"), 400, "invalid_npy"
+    yield "1,025 windows, every byte there", npy_header((1025, 200, 6)) + bytes(1025 * 4800), 413, "too_large"
+
+
+def test_npy_headers_are_checked_before_anything_is_allocated(server: tuple[str, int]) -> None:
+    base, pid = server
+    before = peak_rss_mb(pid)
+    with httpx.Client(base_url=base, trust_env=False, timeout=60) as c:
+        for case, body, status, kind in npy_payloads():
+            r = c.post("/predict/windows", content=body, headers={"content-type": "application/x-npy"})
+            assert (r.status_code, r.json()["kind"]) == (status, kind), f"{case}: {r.status_code} {r.text[:300]}"
+            assert r.json()["errors"][0]["field"] in {"body", "body.windows"}, f"{case}: {r.text[:300]}"
+        windows = np.asarray(example_windows_payload(CFG)["windows"] * 2, dtype=np.float32)
+        as_c, as_fortran = io.BytesIO(), io.BytesIO()
+        np.save(as_c, windows)
+        np.save(as_fortran, np.asfortranarray(windows))
+        answers = [c.post("/predict/windows", content=b.getvalue(), headers={"content-type": "application/x-npy"})
+                   for b in (as_c, as_fortran)]
+        assert [a.status_code for a in answers] == [200, 200] and answers[0].json() == answers[1].json()
+    assert peak_rss_mb(pid) - before < 100, f"peak RSS grew from {before:.0f} to {peak_rss_mb(pid):.0f} MB"

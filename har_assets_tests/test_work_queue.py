@@ -1,4 +1,4 @@
-"""The API's work queue: arrival order, one job at a time per consumer, large bodies off the event loop."""
+"""The API's work queue: arrival order, one job at a time per consumer, large bodies off the event loop, bounded."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from har_assets.serving.work_queue import INLINE_BODY_BYTES, WorkQueue
 
 SMALL = b"x" * 10
 LARGE = b"x" * (INLINE_BODY_BYTES + 1)
+MAX_QUEUED = 64
 
 
 def test_jobs_run_in_arrival_order_and_small_ones_on_the_loop() -> None:
     async def main() -> tuple[list[int], set[str]]:
-        queue, order, threads = WorkQueue(1), [], set()
+        queue, order, threads = WorkQueue(1, MAX_QUEUED), [], set()
 
         def job(body: bytes, i: int) -> int:
             order.append(i)
@@ -35,7 +36,7 @@ def test_jobs_run_in_arrival_order_and_small_ones_on_the_loop() -> None:
 
 def test_a_failing_job_fails_only_its_caller() -> None:
     async def main() -> list:
-        queue = WorkQueue(1)
+        queue = WorkQueue(1, MAX_QUEUED)
 
         def job(body: bytes, i: int) -> int:
             if i == 1:
@@ -55,7 +56,7 @@ def test_a_failing_job_fails_only_its_caller() -> None:
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_large_jobs_run_in_threads_at_most_concurrency_at_once_while_the_loop_answers(concurrency: int) -> None:
     async def main() -> tuple[int, int, set[str]]:
-        queue, lock = WorkQueue(concurrency), threading.Lock()
+        queue, lock = WorkQueue(concurrency, MAX_QUEUED), threading.Lock()
         active, peak, threads = [0], [0], set()
         ticks = 0
 
@@ -88,7 +89,7 @@ def test_large_jobs_run_in_threads_at_most_concurrency_at_once_while_the_loop_an
 
 def test_a_caller_that_went_away_is_skipped() -> None:
     async def main() -> list[str]:
-        queue, ran = WorkQueue(1), []
+        queue, ran = WorkQueue(1, MAX_QUEUED), []
 
         def job(body: bytes, name: str) -> str:
             if name == "first":
@@ -106,3 +107,27 @@ def test_a_caller_that_went_away_is_skipped() -> None:
         return ran
 
     assert asyncio.run(main()) == ["first", "last"]
+
+
+def test_a_full_queue_refuses_at_once_and_takes_jobs_again_once_it_drains() -> None:
+    async def main() -> list[str]:
+        queue, started, release = WorkQueue(1, 2), threading.Event(), threading.Event()
+
+        def job(body: bytes, name: str) -> str:
+            if name == "computing":
+                started.set()
+                release.wait()
+            return name
+
+        computing = asyncio.create_task(queue.run(job, LARGE, "computing"))
+        assert await asyncio.to_thread(started.wait, 60)  # the consumer took it off the queue
+        waiting = [asyncio.create_task(queue.run(job, SMALL, f"waiting {i}")) for i in range(2)]
+        await asyncio.sleep(0)  # both are queued: the queue is full
+        with pytest.raises(asyncio.QueueFull):
+            await queue.run(job, SMALL, "one too many")
+        release.set()
+        done = [await computing, *[await task for task in waiting], await queue.run(job, SMALL, "after")]
+        await queue.close()
+        return done
+
+    assert asyncio.run(main()) == ["computing", "waiting 0", "waiting 1", "after"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,8 +63,11 @@ registered model version that the alias (default `champion`) points to.
   **POST /model/reload** (load the version the alias points to now), **GET /metrics** (Prometheus).
 
 If `HAR_API_KEY` is set, /predict, /predict/windows, /model and /model/reload need the header
-`X-API-Key`. Invalid input gets a 4xx response naming the field; 503 means no model is loaded.
+`X-API-Key`. Invalid input gets a 4xx response naming the field; 503 means no model is loaded, or too many
+requests wait (`overloaded`: retry after the `Retry-After` header's seconds).
 """
+
+RETRY_AFTER_S = 1  # Retry-After of a 503 from a full queue: a worker's queue of small requests drains in ~0.1 s
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="Required only when the service runs with HAR_API_KEY set.")
@@ -176,7 +180,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
     metrics = ServingMetrics()
     # parsing, validation and the model run as jobs of this queue: in arrival order, at most
     # `settings.concurrency` at once, a large body in a worker thread (see WorkQueue)
-    work = WorkQueue(settings.concurrency)
+    work = WorkQueue(settings.concurrency, settings.max_queued)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -267,6 +271,15 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         return WindowsResponse(model=model_ref(model), classes=model.classes, labels=labels,
                                probabilities=proba.tolist()).model_dump_json().encode()
 
+    async def compute(job: Callable[..., bytes], body: bytes, *args: Any) -> Response:
+        """The job's JSON answer when its turn comes; 503 with Retry-After when the queue is full."""
+        try:
+            return Response(await work.run(job, body, *args), media_type=JSON)
+        except asyncio.QueueFull:
+            raise ApiError(503, "overloaded", f"{settings.max_queued} requests already wait on this worker "
+                           f"(HAR_MAX_QUEUED); retry in {RETRY_AFTER_S} s",
+                           headers={"Retry-After": str(RETRY_AFTER_S)}) from None
+
     @app.post("/predict", tags=["predict"], dependencies=protected, response_model=None,
               responses={200: {"model": PredictResponse, "description": "One prediction per window"},
                          **error_responses(400, *auth_statuses, 413, 415, 422, 503)},
@@ -275,7 +288,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         model = require_model(predictor)
         media_type(request, (JSON,))
         body = await request.body()
-        return Response(await work.run(run_predict, body, model), media_type=JSON)
+        return await compute(run_predict, body, model)
 
     @app.post("/predict/windows", tags=["predict"], dependencies=protected, response_model=None,
               responses={200: {"model": WindowsResponse, "description": "Probabilities per window"},
@@ -286,7 +299,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         model = require_model(predictor)
         media = media_type(request, (JSON, NPY))
         body = await request.body()
-        return Response(await work.run(run_predict_windows, body, media, model), media_type=JSON)
+        return await compute(run_predict_windows, body, media, model)
 
     @app.get("/metrics", tags=["status"], summary="Prometheus metrics", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})

@@ -10,6 +10,7 @@ faster than building Python lists), or read from a `.npy` body. Errors name the 
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pydantic_core
@@ -65,15 +66,36 @@ def decode_windows(body: bytes, content_type: str, max_windows: int, shape: tupl
     return X.astype(np.float32, copy=False)
 
 
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _invalid_npy(reason: str) -> ApiError:
+    return ApiError(400, "invalid_npy", f"the body is not a NumPy .npy array: {reason}", ["body"])
+
+
 def _npy(body: bytes) -> np.ndarray:
+    """The array of a `.npy` body, read in place: its header is checked against the bytes that follow it before
+    anything is allocated (a ~100-byte header may declare petabytes), and Python objects (pickles) are refused."""
+    stream = io.BytesIO(body)
     try:
-        X = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ApiError(400, "invalid_npy", f"the body is not a NumPy .npy array: {exc}", ["body"]) from None
-    if not isinstance(X, np.ndarray) or X.dtype.kind not in "fiu":
-        raise ApiError(422, "validation", f"the .npy array must hold numbers, not {getattr(X, 'dtype', type(X))}",
-                       ["body", "windows"])
-    return X
+        version = np.lib.format.read_magic(stream)
+        read_header = NPY_HEADER_READERS.get(version)
+        if read_header is None:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not accepted (np.save writes 1.0)")
+        shape, fortran_order, dtype = read_header(stream)
+    except ValueError as exc:
+        raise _invalid_npy(str(exc)) from None
+    if dtype.hasobject:
+        raise _invalid_npy(f"its dtype {dtype} holds Python objects, which would need unpickling; send numbers")
+    if any(n < 0 for n in shape):
+        raise _invalid_npy(f"its header declares the negative shape {shape}")
+    declared, present = math.prod(shape) * dtype.itemsize, len(body) - stream.tell()
+    if declared != present:
+        raise _invalid_npy(f"its header declares shape {shape} of {dtype}, {declared} bytes, but {present} bytes "
+                           "follow the header")
+    if dtype.kind not in "fiu":
+        raise ApiError(422, "validation", f"the .npy array must hold numbers, not {dtype}", ["body", "windows"])
+    return np.frombuffer(body, dtype, offset=stream.tell()).reshape(shape, order="F" if fortran_order else "C")
 
 
 def _check_shape(X: np.ndarray, max_windows: int, size: int, channels: int) -> None:

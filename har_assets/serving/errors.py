@@ -28,11 +28,12 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """Every error the API answers with (400, 401, 404, 405, 413, 422, 503)."""
+    """Every error the API answers with (400, 401, 404, 405, 413, 415, 422, 503)."""
 
     detail: str = Field(description="A sentence for people: what is wrong and where.")
     kind: str = Field(description="Error class: invalid_json, validation, too_large, too_short, unusable_recording, "
-                      "non_finite, unauthorized, not_found, method_not_allowed, unsupported_media_type, no_model.")
+                      "invalid_npy, non_finite, unauthorized, not_found, method_not_allowed, unsupported_media_type, "
+                      "no_model, overloaded.")
     error_count: int = Field(description="How many problems were found (at most 20 are listed).")
     errors: list[ErrorDetail] = Field(description="The problems, each with its field or position.")
 
@@ -110,10 +111,14 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
 
 def error_responses(*statuses: int) -> dict[int | str, dict]:
     """OpenAPI `responses` entries declaring ErrorResponse for these statuses."""
-    described = {400: "Malformed JSON (with line and column)", 401: "Missing or wrong API key",
+    described = {400: "Malformed JSON (with line and column) or .npy", 401: "Missing or wrong API key",
                  413: "Body, samples, windows or span over a limit", 415: "Unsupported Content-Type",
-                 422: "Invalid request (each problem with its field)", 503: "No model is loaded"}
-    return {status: {"model": ErrorResponse, "description": described[status]} for status in statuses}
+                 422: "Invalid request (each problem with its field)",
+                 503: "No model is loaded, or too many requests wait (overloaded, with Retry-After)"}
+    retry_after = {"Retry-After": {"description": "Seconds to wait before retrying (when overloaded)",
+                                   "schema": {"type": "integer"}}}
+    return {status: {"model": ErrorResponse, "description": described[status],
+                     **({"headers": retry_after} if status == 503 else {})} for status in statuses}
 
 
 class BodyLimitMiddleware:

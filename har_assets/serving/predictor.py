@@ -10,6 +10,7 @@ PyTorch where the export is refused); nothing here re-implements preprocessing.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,10 +30,13 @@ from har_assets.raw.recording import (
     GYRO_TO_SI,
     RawRecording,
 )
+from har_assets.serving.redaction import redact, without_credentials
 from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
 from har_assets.signal.fusion import FusionStats, SensorSamples
 from har_assets.signal.pipeline import preprocess_samples
 from har_assets.signal.windowing import WindowSet
+
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailable(RuntimeError):
@@ -236,7 +240,7 @@ class Predictor:
     def refresh(self) -> bool:
         """Load the version the target points to if it is not the one served; True if the model changed.
 
-        On failure the model served so far (if any) stays in place and `last_error` says why.
+        On failure the model served so far (if any) stays in place and `last_error` says why (see `_failed`).
         """
         with self._refresh_lock:
             try:
@@ -248,14 +252,22 @@ class Predictor:
                 loaded = load_model_version(self.tracking_uri, self.name, version, self.alias)
                 loaded.warm_up()
             except ModelUnavailable as exc:
-                self.last_error = str(exc)
+                self._failed(str(exc))
                 return False
             except Exception as exc:  # a broken version must not take the service down
-                self.last_error = f"loading {self.target} failed: {type(exc).__name__}: {exc}"
+                self._failed(f"loading {self.target} failed: {type(exc).__name__}: {exc}")
                 return False
             self._model = loaded  # the swap: one reference assignment
             self.last_error = None
             return True
+
+    def _failed(self, reason: str) -> None:
+        """`last_error`, which /ready shows to anyone, without the tracking URI, its host or credentials; the log
+        (once per new reason) keeps the hosts, not the credentials."""
+        public = redact(reason, self.tracking_uri)
+        if public != self.last_error:
+            log.warning("%s", without_credentials(reason))
+        self.last_error = public
 
     def start_polling(self, interval_s: float) -> None:
         """Call refresh() every interval_s seconds in a daemon thread until stop_polling()."""

@@ -28,6 +28,7 @@ ENV_VARS = {
     "max_windows": "HAR_MAX_WINDOWS",
     "torch_threads": "HAR_TORCH_THREADS",
     "concurrency": "HAR_CONCURRENT_REQUESTS",
+    "max_queued": "HAR_MAX_QUEUED",
 }
 
 
@@ -59,6 +60,8 @@ class ServeSettings(BaseModel):
                              "request.")
     concurrency: int = Field(1, ge=1, description="Predict requests computed at once per worker process; more "
                              "wait their turn in arrival order (1: measured fastest, and bounds a worker's memory).")
+    max_queued: int = Field(64, ge=1, description="Predict requests waiting their turn per worker process (besides "
+                            "those computing); more get 503 with Retry-After.")
     torch_threads: int | None = Field(1, ge=1, description="Intra-op threads of the model per worker process "
                                       "(ONNX Runtime, and torch; 1: measured fastest under concurrent requests; "
                                       "None: the runtimes' default, every core).")

@@ -21,18 +21,20 @@ class WorkQueue:
     each request's own task instead, two of 8 connections repeatedly waited two rounds, p99 twice the p95: a
     request that yields once on its way goes behind every task already ready.) A larger job runs in a worker
     thread while the loop keeps answering /health and reading bodies; it still occupies its consumer, so at most
-    `concurrency` jobs compute at once, which also bounds a worker's memory.
+    `concurrency` jobs compute at once, which also bounds a worker's memory. At most `max_queued` jobs wait.
     """
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, max_queued: int) -> None:
         self.concurrency = concurrency
+        self.max_queued = max_queued
         self._queue: asyncio.Queue[tuple[Callable[..., Any], tuple[Any, ...], bool, asyncio.Future]] | None = None
         self._consumers: list[asyncio.Task] = []
 
     async def run(self, job: Callable[..., Any], body: bytes, *args: Any) -> Any:
-        """job(body, *args) when its turn comes; its result or its exception."""
+        """job(body, *args) when its turn comes; its result or its exception. asyncio.QueueFull at once when
+        `max_queued` jobs already wait."""
         if self._queue is None:
-            self._queue = asyncio.Queue()
+            self._queue = asyncio.Queue(self.max_queued)
             self._consumers = [asyncio.create_task(self._consume(self._queue)) for _ in range(self.concurrency)]
         done = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((job, (body, *args), len(body) <= INLINE_BODY_BYTES, done))
