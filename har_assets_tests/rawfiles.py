@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import struct
 import time
+import zipfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import polars as pl
@@ -77,6 +81,77 @@ def edit_cell(path: Path, column: str, row_index: int, value: str) -> None:
         pl.when(pl.int_range(pl.len()) == row_index).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
     )
     table.write_csv(path)
+
+
+XLSX_PARTS = {
+    "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+    "_rels/.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Target="xl/workbook.xml" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/></Relationships>',
+    "xl/workbook.xml": '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>',
+    "xl/_rels/workbook.xml.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Target="worksheets/sheet1.xml" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"/></Relationships>',
+}
+
+
+SHEET_START = b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+
+
+def xlsx_row(values: Sequence[str], refs: Sequence[str] | None = None) -> bytes:
+    """One `<row>` of text cells, at the given cell references (`AH2`) or, without, each after the one before."""
+    cells = [(f'<c r="{ref}"' if ref else "<c") + f' t="inlineStr"><is><t>{escape(value)}</t></is></c>'
+             for value, ref in zip(values, refs or [None] * len(values), strict=True)]
+    return ("<row>" + "".join(cells) + "</row>").encode()
+
+
+def write_xlsx(path: Path, rows: Iterable[bytes]) -> None:
+    """A minimal workbook whose one sheet holds `rows` (`xlsx_row`), written straight into the zip as a stream:
+    300 k rows take about a second, where a spreadsheet library takes minutes."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        for name, xml in XLSX_PARTS.items():
+            book.writestr(name, xml)
+        with book.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            sheet.write(SHEET_START)
+            buffer = bytearray()
+            for row in rows:
+                buffer += row
+                if len(buffer) > 1 << 20:
+                    sheet.write(buffer)
+                    buffer.clear()
+            sheet.write(bytes(buffer) + b"</sheetData></worksheet>")
+
+
+def sensor_header(sensor: str) -> list[str]:
+    return ["timestamp", "timestamp_ms", "sample_time_offset", *COLUMNS[sensor]]
+
+
+def write_xlsx_bomb(path: Path, rows: int = 300_000) -> None:
+    """A decompression bomb: one valid accelerometer batch repeated `rows` times (~1 MB, unpacking 200+ times)."""
+    batch = "[" + ", ".join(str(40 * i) for i in range(25)) + "]"
+    row = xlsx_row(["03/24/2025, 07:52:19 AM", "0", batch, batch, batch, batch])
+    write_xlsx(path, [xlsx_row(sensor_header("accelerometer")), *[row] * rows])
+
+
+def understate_sizes(path: Path) -> None:
+    """Make every member of a zip declare its compressed size as its unpacked size, as a crafted bomb would."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as book:
+        members, at = book.infolist(), book.start_dir
+    for member in members:
+        struct.pack_into("<I", data, member.header_offset + 22, member.compress_size)  # local header
+        name, extra, comment = struct.unpack_from("<HHH", data, at + 28)  # central directory entry
+        struct.pack_into("<I", data, at + 24, member.compress_size)
+        at += 46 + name + extra + comment
+    path.write_bytes(data)
 
 
 def age(folder: Path, seconds: float = 120) -> None:

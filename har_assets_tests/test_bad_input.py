@@ -43,6 +43,13 @@ def _raises(folder: Path, *patterns: str, cfg: PreprocessConfig = CFG) -> RawDat
         ("calibrated_accel_x", 1, "[a" + ", 1" * 24 + "]", [r"row 3", "non-numeric"]),
         ("calibrated_accel_x", 1, "1, 2, 3", [r"row 3", "expected a list"]),
         ("timestamp", 3, "yesterday", ["column 'timestamp', row 5", "unreadable timestamp 'yesterday'"]),
+        ("timestamp", 47, "nan", ["column 'timestamp', row 49", "time 'nan' is not a finite number"]),
+        ("timestamp", 1, "-inf", ["column 'timestamp', row 3", "not a finite number"]),
+        ("timestamp", 1, "-1", ["column 'timestamp', row 3", "before 2000-01-01"]),
+        ("timestamp", 1, "1999-12-31 23:59:59", ["row 3", "before 2000-01-01"]),
+        ("timestamp", 1, "2200-01-01 00:00:00", ["row 3", "in the future"]),
+        ("timestamp", 1, "1742802739120", ["row 3", "looks like milliseconds", "must be Unix seconds"]),
+        ("timestamp", 1, "1742802739120000", ["row 3", "looks like milliseconds or microseconds"]),
         ("timestamp_ms", 0, "1500", ["column 'timestamp_ms', row 2", "0-999"]),
         ("sample_time_offset", 0, "[]", ["row 2", "empty"]),
     ],
@@ -98,6 +105,9 @@ def test_xlsx_bad_cell(tmp_path: Path) -> None:
     [
         ("2025-03-24T07:52:21Z,2025-03-24T07:52:20Z,sitting", ["row 2", "ends at or before"]),
         ("2025-03-24T07:52:21Z,not a time,sitting", ["column 'end', row 2", "unreadable"]),
+        ("1742802741,NaN,sitting", ["column 'end', row 2", "not a finite number"]),
+        ("1742802741000,1742802745000,sitting", ["column 'start', row 2", "looks like milliseconds"]),
+        ("-5,1742802745,sitting", ["column 'start', row 2", "before 2000-01-01"]),
         ("2025-03-24T07:52:21Z,2025-03-24T07:52:25Z,", ["column 'activity'", "empty activity"]),
         ("2025-03-24T07:52:21Z,2025-03-24T07:52:25Z,sitting\n2025-03-24T07:52:24Z,2025-03-24T07:52:26Z,smoking",
          ["row 3", "overlaps the interval of row 2"]),
@@ -132,6 +142,22 @@ def test_bad_participant_json(pdir: Path, content: str, pattern: str) -> None:
 def test_unsafe_participant_ids(bad_id: str) -> None:
     with pytest.raises(ParticipantFolderError, match="invalid participant id"):
         validate_participant_id(bad_id)
+
+
+@pytest.mark.parametrize("reserved", ["__all__", "__p01"])
+def test_reserved_participant_ids(reserved: str, tmp_path: Path) -> None:
+    with pytest.raises(ParticipantFolderError, match="invalid participant id: ids starting with '__' are reserved"):
+        validate_participant_id(reserved)
+    with pytest.raises(ParticipantFolderError, match=f"participant '{reserved}'"):
+        locate_files(write_participant(tmp_path / reserved, seconds=3))
+
+
+def test_unix_seconds_are_read(pdir: Path) -> None:
+    table = pl.read_csv(pdir / "accelerometer.csv", infer_schema_length=0)
+    unix = table["timestamp"].str.to_datetime("%m/%d/%Y, %I:%M:%S %p", time_zone="UTC").dt.epoch("s")
+    table.with_columns(timestamp=unix).write_csv(pdir / "accelerometer.csv")
+    before = read_participant(write_participant(pdir.parent / "watch" / "p07", seconds=12), CFG)
+    assert read_participant(pdir, CFG).accel.equals(before.accel)
 
 
 def test_missing_and_ambiguous_files(pdir: Path) -> None:

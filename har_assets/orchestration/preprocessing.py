@@ -68,7 +68,7 @@ def raw_recording(context: dg.AssetExecutionContext, raw_store: RawStore,
 
     def one(pid: str, _: None) -> StageResult:
         with failing_clearly(pid):
-            rec = read_files(locate_files(raw_store.folder(pid)), cfg)
+            rec = read_files(locate_files(raw_store.folder(pid)), cfg, raw_store.limits())
         return StageResult(rec, raw_metadata(rec, cfg), checks.raw_checks(rec, cfg), data_version=rec.fingerprint())
 
     yield from run_stage(context, dict.fromkeys(context.partition_keys), one)

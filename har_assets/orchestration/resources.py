@@ -1,4 +1,5 @@
-"""Dagster resources: the raw store and the preprocessing config (generated from PreprocessConfig)."""
+"""Dagster resources: the raw store (with the ReadLimits) and the preprocessing config (generated from
+PreprocessConfig)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,32 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import create_model
+from pydantic import Field, create_model
 
 from har_assets.config import PreprocessConfig
 from har_assets.raw.layout import validate_participant_id
+from har_assets.raw.limits import ReadLimits
+
+_RawStoreBase = create_model(  # type: ignore[call-overload]
+    "_RawStoreBase", __base__=dg.ConfigurableResource,
+    **{name: (info.annotation, Field(info.default, description=info.description))
+       for name, info in ReadLimits.model_fields.items()},
+)
 
 
-class RawStore(dg.ConfigurableResource):
-    """The read-only folder of participant folders (`$HAR_HOME/raw`)."""
+class RawStore(_RawStoreBase):  # type: ignore[misc,valid-type]
+    """The read-only folder of participant folders (`$HAR_HOME/raw`) and the limits its files are read under
+    (ReadLimits' fields; on disk `$HAR_HOME/reading.json`)."""
 
-    root: str
+    root: str = Field(description="The raw folder: one folder per participant.")
+
+    @classmethod
+    def from_limits(cls, root: str, limits: ReadLimits) -> RawStore:
+        return cls(root=root, **limits.model_dump())
+
+    def limits(self) -> ReadLimits:
+        """The limits as set here (in the Launchpad or from reading.json), validated."""
+        return ReadLimits.model_validate({name: getattr(self, name) for name in ReadLimits.model_fields})
 
     def folder(self, participant: str) -> Path:
         return Path(self.root) / validate_participant_id(participant)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PARTICIPANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RESERVED_PREFIX = "__"  # the asset store's own keys: `<asset>/__all__` holds an unpartitioned asset's value
 SENSOR_FILES = ("accelerometer", "gyroscope")
 SENSOR_SUFFIXES = (".xlsx", ".csv")
 LABELS_FILE = "labels.csv"
@@ -26,10 +27,15 @@ class ParticipantFolderError(ValueError):
 
 
 def validate_participant_id(participant: str) -> str:
-    """Return the id if it is safe as a partition key and a path component, else raise."""
+    """Return the id if it is safe as a partition key and a path component and not reserved, else raise."""
     if not PARTICIPANT_ID.fullmatch(participant):
         raise ParticipantFolderError(
             participant, f"invalid participant id (must match {PARTICIPANT_ID.pattern})"
+        )
+    if participant.startswith(RESERVED_PREFIX):
+        raise ParticipantFolderError(
+            participant, f"invalid participant id: ids starting with '{RESERVED_PREFIX}' are reserved for the "
+                         "asset store's own keys (such as '__all__'); rename the folder"
         )
     return participant
 

@@ -1,12 +1,17 @@
 """Strict, fast reading of the Garmin-style batch export (XLSX or CSV) into a RawRecording.
 
 Every problem raises RawDataError naming the participant, the file, the column and the row
-(rows are numbered as a spreadsheet shows them: the header is row 1).
+(rows are numbered as a spreadsheet shows them: the header is row 1). A file past the ReadLimits
+(`$HAR_HOME/reading.json`) is refused, an XLSX before it is decoded.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +21,7 @@ from pydantic import ValidationError
 from har_assets.config import PreprocessConfig
 from har_assets.errors import RawDataError
 from har_assets.raw.layout import ParticipantFiles, file_sha256, locate_files
+from har_assets.raw.limits import DEFAULT_LIMITS, MIB, READING_FILE, ReadLimits
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
@@ -39,20 +45,30 @@ NAIVE_FORMATS = (
 )
 AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")
 FIRST_DATA_ROW = 2  # header is spreadsheet row 1
+EARLIEST_MS = 946_684_800_000.0  # 2000-01-01 UTC: an earlier time is a device clock that was never set
+FUTURE_MARGIN_MS = 86_400_000.0  # times up to a day ahead of now pass (clock skew, local time written as UTC)
+MAX_UNIX_S = 1e11  # a larger number of "seconds" (the year 5138) is milliseconds or microseconds since the epoch
+UNPACK_CHUNK = 1 << 22
+REF_OVERLAP = 64  # bytes kept between chunks: more than the far-cell pattern needs to match
+CELL_REF = re.compile(rb' r="([A-Za-z]*)([0-9]*)')
+DIGITS = "0123456789"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def read_participant(folder: Path, cfg: PreprocessConfig) -> RawRecording:
+def read_participant(folder: Path, cfg: PreprocessConfig, limits: ReadLimits = DEFAULT_LIMITS) -> RawRecording:
     """Read and validate one participant folder; never modifies it."""
     files = locate_files(folder)
-    return read_files(files, cfg)
+    return read_files(files, cfg, limits)
 
 
-def read_files(files: ParticipantFiles, cfg: PreprocessConfig) -> RawRecording:
+def read_files(files: ParticipantFiles, cfg: PreprocessConfig, limits: ReadLimits = DEFAULT_LIMITS) -> RawRecording:
     pid = files.participant
+    for path in files.all:
+        check_file_size(pid, path, limits)
     meta = read_meta(pid, files.meta)
-    accel = read_sensor_file(pid, files.accelerometer, "accelerometer", ACCEL_TO_SI[meta.accel_unit(cfg)])
-    gyro = read_sensor_file(pid, files.gyroscope, "gyroscope", GYRO_TO_SI[meta.gyro_unit(cfg)])
-    labels = read_labels(pid, files.labels, cfg) if files.labels else empty_labels()
+    accel = read_sensor_file(pid, files.accelerometer, "accelerometer", ACCEL_TO_SI[meta.accel_unit(cfg)], limits)
+    gyro = read_sensor_file(pid, files.gyroscope, "gyroscope", GYRO_TO_SI[meta.gyro_unit(cfg)], limits)
+    labels = read_labels(pid, files.labels, cfg, limits) if files.labels else empty_labels()
     return RawRecording(
         participant=pid,
         accel=accel,
@@ -75,18 +91,115 @@ def read_meta(pid: str, path: Path | None) -> ParticipantMeta:
         raise RawDataError(pid, path.name, f"invalid metadata: {problems}") from exc
 
 
-def load_table(pid: str, path: Path) -> pl.DataFrame:
+def check_file_size(pid: str, path: Path, limits: ReadLimits) -> None:
+    """Refuse a file larger on disk than `max_file_mb`, before anything reads it."""
+    size = path.stat().st_size
+    if size > limits.max_file_mb * MIB:
+        raise RawDataError(pid, path.name, f"file is {size / MIB:,.1f} MiB, more than {limits.max_file_mb:g} MiB "
+                           f"(raise {READING_FILE} max_file_mb to read it)")
+
+
+def _above(limit: str, alphabet: str, end: str) -> str:
+    """Regex for a string over `alphabet` that, read as a number, exceeds `limit` (digits, or column letters):
+    a longer one (its first len(limit) + 1 characters), or one as long (so followed by `end`) and greater at the
+    first difference."""
+    parts = [f"[{alphabet}]{{{len(limit) + 1}}}"]
+    for i, char in enumerate(limit):
+        greater = alphabet[alphabet.index(char) + 1:]
+        if greater:
+            parts.append(f"{limit[:i]}[{greater}][{alphabet}]{{{len(limit) - i - 1}}}{end}")
+    return "|".join(parts)
+
+
+def _column_name(number: int) -> str:
+    """Spreadsheet letters of a 1-based column number (1: A, 27: AA)."""
+    name = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        name = LETTERS[rest] + name
+    return name
+
+
+def _far_cell_pattern(limits: ReadLimits) -> re.Pattern[bytes]:
+    """A cell or row reference (`r="AH2"`, `r="3000002"`) past the last data row or column the limits allow."""
+    rows = _above(str(limits.max_rows + FIRST_DATA_ROW - 1), DIGITS, '"')
+    columns = _above(_column_name(limits.max_columns), LETTERS, "[0-9]")  # the decoder takes lower case too
+    return re.compile(rf' r="(?:[A-Za-z]*(?P<row>{rows})|(?P<column>(?i:{columns})))'.encode())
+
+
+def _far_cell_problem(window: bytes, found: re.Match[bytes], limits: ReadLimits) -> str:
+    letters, digits = CELL_REF.match(window, found.start()).groups()  # type: ignore[union-attr]  # as found does
+    if found["row"]:
+        return (f"the sheet has a cell in row {int(digits):,}, past {limits.max_rows:,} data rows "
+                f"(raise {READING_FILE} max_rows to read it)")
+    return (f"the sheet has a cell in column {letters.decode().upper()}, past column "
+            f"{_column_name(limits.max_columns)} (raise {READING_FILE} max_columns to read it)")
+
+
+def check_xlsx(pid: str, path: Path, limits: ReadLimits) -> None:
+    """Refuse, without decoding it, a workbook that unpacks past the limits (a decompression bomb) or references a
+    cell past the last row or column allowed (the decoder allocates the whole rectangle up to it). Every member is
+    inflated as a stream, to the real end of its data whatever its header declares, in constant memory."""
+    file = path.name
+    budget = min(limits.max_xlsx_mb * MIB, limits.max_xlsx_ratio * path.stat().st_size)
+
+    def too_big(size: int) -> RawDataError:
+        if size > limits.max_xlsx_mb * MIB:
+            excess = f"more than {limits.max_xlsx_mb:g} MiB (raise {READING_FILE} max_xlsx_mb to read it)"
+        else:
+            excess = (f"more than {limits.max_xlsx_ratio:g} times its size on disk, as a decompression bomb does "
+                      f"(raise {READING_FILE} max_xlsx_ratio to read it)")
+        return RawDataError(pid, file, f"workbook unpacks to {excess}")
+
+    far = _far_cell_pattern(limits)
+    try:
+        with zipfile.ZipFile(path) as book:
+            members = book.infolist()
+            declared = sum(m.file_size for m in members)
+            if declared > budget:
+                raise too_big(declared)
+            unpacked = 0
+            for member in members:
+                whole = copy.copy(member)
+                whole.file_size = 1 << 62  # read to the end of the compressed data, not to the declared size
+                tail = b""
+                with book.open(whole) as stream:
+                    while chunk := stream.read(UNPACK_CHUNK):
+                        unpacked += len(chunk)
+                        if unpacked > budget:
+                            raise too_big(unpacked)
+                        window = tail + chunk
+                        if found := far.search(window):
+                            raise RawDataError(pid, file, _far_cell_problem(window, found, limits))
+                        tail = chunk[-REF_OVERLAP:]
+    except RawDataError:
+        raise
+    except Exception as exc:  # zipfile and zlib raise many types for corrupt archives
+        raise RawDataError(pid, file, f"cannot read file ({type(exc).__name__}: {exc})") from exc
+
+
+def load_table(pid: str, path: Path, limits: ReadLimits = DEFAULT_LIMITS) -> pl.DataFrame:
     """Load a sheet/CSV with every cell as text (types are checked column by column afterwards)."""
+    if path.suffix == ".xlsx":
+        check_xlsx(pid, path, limits)
     try:
         if path.suffix == ".xlsx":
             table = pl.read_excel(path, engine="calamine", infer_schema_length=0)
         else:
-            table = pl.read_csv(path, infer_schema_length=0)
+            table = pl.read_csv(path, infer_schema_length=0, n_rows=limits.max_rows + 1)
     except Exception as exc:  # the readers raise many types for corrupt files
         raise RawDataError(pid, path.name, f"cannot read file ({type(exc).__name__}: {exc})") from exc
     if table.height == 0:
         raise RawDataError(pid, path.name, "file has no data rows")
+    check_rows(pid, path.name, table, limits)
     return table.rename({c: c.strip() for c in table.columns})
+
+
+def check_rows(pid: str, file: str, table: pl.DataFrame, limits: ReadLimits) -> None:
+    """Refuse a table of more than `max_rows` data rows (read with at most one row more)."""
+    if table.height > limits.max_rows:
+        raise RawDataError(pid, file, f"more than {limits.max_rows:,} data rows (raise {READING_FILE} max_rows "
+                           "to read it)")
 
 
 def _first_bad_row(mask: pl.Series) -> int:
@@ -105,6 +218,30 @@ def parse_utc_ms(values: pl.Series) -> pl.Series:
         dt = text.str.to_datetime(fmt, strict=False, time_unit="ms", time_zone="UTC")
         parsed.append(dt.dt.epoch("ms").cast(pl.Float64))
     return pl.select(pl.coalesce(parsed)).to_series()
+
+
+def parse_times(pid: str, file: str, values: pl.Series, unreadable: str) -> pl.Series:
+    """`parse_utc_ms` of a time column, refusing at the first bad cell: non-finite, milliseconds (or finer) where
+    the contract has Unix seconds, unreadable (the message is `unreadable`, `{value}` standing for the cell), before
+    2000 or in the future."""
+
+    def first_of(bad: pl.Series, problem: str) -> None:
+        bad = bad.fill_null(False)
+        if bad.any():
+            row = _first_bad_row(bad)
+            value = values[row - FIRST_DATA_ROW]
+            raise RawDataError(pid, file, problem.format(value=repr(value)), field=values.name, row=row)
+
+    number = values.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    first_of(~number.is_finite(), "time {value} is not a finite number")
+    first_of(number > MAX_UNIX_S, "time {value} looks like milliseconds or microseconds since the epoch; "
+                                  "numeric times must be Unix seconds")
+    parsed = parse_utc_ms(values)
+    first_of(parsed.is_null(), f"unreadable {unreadable}")
+    first_of(parsed < EARLIEST_MS, "time {value} is before 2000-01-01: not a plausible recording time "
+                                   "(a device clock that was never set?)")
+    first_of(parsed > time.time() * 1000 + FUTURE_MARGIN_MS, "time {value} is in the future")
+    return parsed
 
 
 def _parse_list_cells(pid: str, file: str, table: pl.DataFrame, column: str) -> pl.Series:
@@ -129,21 +266,18 @@ def _parse_list_cells(pid: str, file: str, table: pl.DataFrame, column: str) -> 
     return items
 
 
-def read_sensor_file(pid: str, path: Path, sensor: str, to_si: float) -> pl.DataFrame:
+def read_sensor_file(pid: str, path: Path, sensor: str, to_si: float,
+                     limits: ReadLimits = DEFAULT_LIMITS) -> pl.DataFrame:
     """Explode one batch export into samples: t_ms, x, y, z in SI units, strictly increasing time."""
     file = path.name
-    table = load_table(pid, path)
+    table = load_table(pid, path, limits)
     value_columns = VALUE_COLUMNS[sensor]
     missing = [c for c in (*TIME_COLUMNS, *value_columns) if c not in table.columns]
     if missing:
         raise RawDataError(pid, file, f"missing column(s) {', '.join(missing)}; found {', '.join(table.columns)}")
 
-    start = parse_utc_ms(table["timestamp"])
-    if start.is_null().any():
-        row = _first_bad_row(start.is_null())
-        raise RawDataError(pid, file, f"unreadable timestamp {table['timestamp'][row - FIRST_DATA_ROW]!r} "
-                           "(expected e.g. '03/24/2025, 07:52:19 AM', '2025-03-24 07:52:19' or Unix seconds)",
-                           field="timestamp", row=row)
+    start = parse_times(pid, file, table["timestamp"], "timestamp {value} (expected e.g. '03/24/2025, 07:52:19 AM', "
+                        "'2025-03-24 07:52:19' or Unix seconds)")
     ms = table["timestamp_ms"].cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
     bad_ms = ms.is_null() | ~ms.is_finite().fill_null(False) | (ms < 0) | (ms >= 1000)
     if bad_ms.any():
@@ -199,13 +333,14 @@ def read_sensor_file(pid: str, path: Path, sensor: str, to_si: float) -> pl.Data
     )
 
 
-def read_labels(pid: str, path: Path, cfg: PreprocessConfig) -> pl.DataFrame:
+def read_labels(pid: str, path: Path, cfg: PreprocessConfig, limits: ReadLimits = DEFAULT_LIMITS) -> pl.DataFrame:
     """Read `start,end,activity` (ISO-8601 UTC) into sorted, non-overlapping half-open intervals."""
     file = path.name
     try:
-        table = pl.read_csv(path, infer_schema_length=0)
+        table = pl.read_csv(path, infer_schema_length=0, n_rows=limits.max_rows + 1)
     except Exception as exc:
         raise RawDataError(pid, file, f"cannot read file ({type(exc).__name__}: {exc})") from exc
+    check_rows(pid, file, table, limits)
     table = table.rename({c: c.strip() for c in table.columns})
     missing = [c for c in ("start", "end", "activity") if c not in table.columns]
     if missing:
@@ -214,12 +349,7 @@ def read_labels(pid: str, path: Path, cfg: PreprocessConfig) -> pl.DataFrame:
         return empty_labels()
     out = {}
     for column in ("start", "end"):
-        parsed = parse_utc_ms(table[column])
-        if parsed.is_null().any():
-            row = _first_bad_row(parsed.is_null())
-            raise RawDataError(pid, file, f"unreadable ISO-8601 time {table[column][row - FIRST_DATA_ROW]!r}",
-                               field=column, row=row)
-        out[f"{column}_ms"] = parsed
+        out[f"{column}_ms"] = parse_times(pid, file, table[column], "ISO-8601 time {value}")
     activity = table["activity"].str.strip_chars()
     blank = activity.is_null() | (activity == "")
     if blank.any():
