@@ -1,9 +1,10 @@
 """Where stored assets live: a local folder or an object store (`s3://bucket/prefix`), through universal-pathlib.
 
 One write is one object: the value is serialised to bytes first, then stored in a single operation
-(a rename of a finished temporary file on a local disk, a single PUT on an object store, which
-makes an object visible whole or not at all), so a failed run never leaves half a file nor
-destroys the previous version. S3 credentials and endpoint come from the standard AWS variables
+(a rename of a finished temporary file on a local disk; on an object store `pipe_file`: a single PUT,
+or from 100 MiB a multipart upload completed only once every part is stored and aborted when one
+fails; either makes an object visible whole or not at all), so a failed run never leaves half a file
+nor destroys the previous version. S3 credentials and endpoint come from the standard AWS variables
 (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL_S3`), which MLflow's artifact
 client reads too.
 """
@@ -11,6 +12,7 @@ client reads too.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,9 +41,10 @@ def local(path: UPath) -> Path:
 
 
 def write_atomically(path: UPath, data: bytes) -> None:
-    """Store `data` at `path` in one step: temporary sibling + rename locally, a single PUT elsewhere."""
+    """Store `data` at `path` in one step: temporary sibling + rename locally, `pipe_file` elsewhere (not
+    `write_bytes`: after a failed part its file object never aborts the multipart upload, which stays behind)."""
     if not is_local(path):
-        path.write_bytes(data)
+        path.fs.pipe_file(path.path, data)
         return
     target = local(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -68,3 +71,12 @@ def size_of(path: UPath) -> int:
         p = local(path)
         return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
     return int(path.fs.du(path.path))
+
+
+def delete_tree(path: UPath) -> None:
+    """Delete a stored object, or a folder (prefix) and everything under it."""
+    if is_local(path):
+        p = local(path)
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    else:
+        path.fs.rm(path.path, recursive=True)

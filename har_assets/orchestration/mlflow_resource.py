@@ -44,7 +44,8 @@ class MlflowTracking(dg.ConfigurableResource):
     champion_alias: str = DEFAULT_ALIAS
 
     def activate(self) -> None:
-        """Point MLflow's (process-global) fluent API at this store."""
+        """Point MLflow's (process-global) fluent API at this store; a missing local (SQLite) store is created whole
+        (an existing one costs a stat: the CLI checks it once per command, `ensure_local_store`)."""
         import mlflow
 
         from har_assets.ml.mlflow_store import ensure_sqlite_folder
@@ -92,14 +93,19 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def champion(self) -> ModelVersion | None:
         """The version holding the champion alias, or None (also when the model is not registered yet)."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client().get_model_version_by_alias(self.registered_model_name, self.champion_alias)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
+        return alias_holder(self.client(), self.registered_model_name, self.champion_alias)
 
     def champion_uri(self) -> str:
         return f"models:/{self.registered_model_name}@{self.champion_alias}"
+
+
+def alias_holder(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version of `name` holding `alias`, or None (also when `name` is not registered)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise

@@ -2,7 +2,8 @@
 
 Both the candidate and the current champion are scored by the same function on the same test
 participants, each on windows made with its own preprocessing config (the champion's are rebuilt
-from the raw files when its config differs). A tie keeps the incumbent. Every decision is
+from the raw files when its config differs). A tie keeps the incumbent. The alias moves only if it
+still points at the champion compared against (`move_alias_if_unchanged`). Every decision is
 written as tags (and the description) on the new version and on the candidate's MLflow run.
 """
 
@@ -18,7 +19,7 @@ from har_assets.ml.datasets import WindowSets
 from har_assets.ml.experiment import score_bundle
 from har_assets.ml.mlflow_model import DIGEST_TAG, record_digest
 from har_assets.ml.split import DatasetSplit
-from har_assets.orchestration.mlflow_resource import MlflowTracking
+from har_assets.orchestration.mlflow_resource import MlflowTracking, alias_holder
 from har_assets.orchestration.resources import RawStore
 from har_assets.raw.layout import locate_files
 from har_assets.raw.reader import read_files
@@ -42,7 +43,22 @@ def windows_with(cfg: PreprocessConfig, current: PreprocessConfig, windows: Wind
     """The participants' windows under `cfg`: the stored ones if it is the current config, else rebuilt from raw."""
     if cfg == current:
         return {p: windows[p] for p in pids}
-    return {p: preprocess(read_files(locate_files(raw_store.folder(p)), cfg), cfg)[0] for p in pids}
+    return {p: preprocess(read_files(locate_files(raw_store.folder(p)), cfg, raw_store.limits()), cfg)[0] for p in pids}
+
+
+def move_alias_if_unchanged(client: MlflowClient, name: str, alias: str, version: str,
+                            compared: str | None) -> tuple[bool, str | None]:
+    """Point `alias` at `version` only if it still points at `compared` (None: at no version), the champion the
+    decision was made against; returns whether it moved and the version holding it now.
+
+    MLflow has no compare-and-set: another writer can still move the alias between this re-read and the set, a
+    window of one registry query (milliseconds) instead of the whole evaluation (minutes)."""
+    holder = alias_holder(client, name, alias)
+    now = str(holder.version) if holder else None
+    if now != compared:
+        return False, now
+    client.set_registered_model_alias(name, alias, version)
+    return True, version
 
 
 def _champion_trained_on(client: MlflowClient, champion: ModelVersion, test: list[str]) -> list[str]:
@@ -86,7 +102,13 @@ def decide_and_register(tracking: MlflowTracking, model: dict, evaluation: dict,
             reason = (f"test macro-F1 {cand['macro_f1']:.4f} {verb} '{alias}' v{champion.version}'s "
                       f"{previous['macro_f1']:.4f} on the same test participants {split.test}")
     if promote:
-        client.set_registered_model_alias(name, alias, version.version)
+        compared = str(champion.version) if champion else None
+        moved, now = move_alias_if_unchanged(client, name, alias, str(version.version), compared)
+        if not moved:
+            promote, decision = False, "not_promoted"
+            reason = (f"'{alias}' changed during evaluation (from {f'v{compared}' if compared else 'none'} to "
+                      f"{f'v{now}' if now else 'none'}), so it was not moved; re-run to compare against the new "
+                      f"'{alias}'. The evaluation: {reason}")
     tags |= {
         "har.decision": decision,
         "har.reason": reason,
