@@ -5,14 +5,41 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import warnings
+from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
 
-from har_assets.home import HOME_ENV, HarHome, HomeConfigError
+from har_assets.home import HOME_ENV, HarHome, HomeConfigError, RawRootUnavailable
+from har_assets.home_lock import HomeBusy, hold_home
+from har_assets.ml.mlflow_store import MlflowStoreError, ensure_local_store, sqlite_path
 from har_assets.progress import Progress, reporting, wanted
+from har_assets.raw.removal import RemovalStateError
+from har_assets.raw.scan import raw_root_problem
 
 LOCAL_MAX_CONCURRENT_RUNS = 2
+
+
+# Shared by every instance config we ship (local here; dagster.yaml, deploy/ for compose, Docker and Helm, which
+# the tests hold equal to this): a run whose worker died is marked failed (its queue slot and pool slots freed)
+# and started again once; a failure inside an asset is the assets' retry policy's business, not a run retry.
+RUN_RECOVERY = """\
+run_launcher:  # DefaultRunLauncher plus a worker health check (har_assets/orchestration/run_health.py)
+  module: har_assets.orchestration.run_health
+  class: CodeServerRunLauncher
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 15
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  free_slots_after_run_end_seconds: 15
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
+"""
 
 
 def local_instance_yaml(max_concurrent_runs: int = LOCAL_MAX_CONCURRENT_RUNS) -> str:
@@ -30,26 +57,63 @@ run_coordinator:
 concurrency:
   runs:
     max_concurrent_runs: {max_concurrent_runs}
-telemetry:
+  pools:
+    default_limit: 1  # the `training` pool: one training at a time
+{RUN_RECOVERY}telemetry:
   enabled: false
 """
 
 
-def prepare_home(home: HarHome, *, demo_participants: int, demo_minutes: float, seed: int,
-                 progress: Progress | None = None) -> list[str]:
-    """Create the home layout and a local Dagster instance; write demo data if no participant exists."""
-    from har_assets.demo import write_demo_dataset
+def registered_participants(home: HarHome) -> list[str]:
+    """The participants registered in the home's Dagster instance (none before its first use)."""
+    if not (home.dagster_home / "storage").exists():
+        return []
+    import dagster as dg
 
+    from har_assets.orchestration.partitions import participants
+
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        return instance.get_dynamic_partitions(participants.name)
+
+
+def ensure_local_instance(home: HarHome) -> None:
+    """The home's local Dagster instance config, written (or upgraded from an older version of ours)."""
     home.dagster_home.mkdir(parents=True, exist_ok=True)
     instance_yaml, wanted = home.dagster_home / "dagster.yaml", local_instance_yaml()
     if not instance_yaml.exists() or (instance_yaml.read_text() != wanted  # ours from an older version: upgrade it
                                       and instance_yaml.read_text().startswith(wanted.splitlines()[0])):
         instance_yaml.write_text(wanted)
-    home.raw.mkdir(parents=True, exist_ok=True)
-    if any(p.is_dir() for p in home.raw.iterdir()):
+
+
+def prepare_home(home: HarHome, *, demo_participants: int, demo_minutes: float, seed: int,
+                 progress: Progress | None = None) -> list[str]:
+    """Create the home layout, its local Dagster instance and (unless a tracking server is set) its MLflow store,
+    created whole or found broken (MlflowStoreError, naming the command that mends it); the demo participants
+    written, if any.
+
+    The raw root belongs to the user: demo data is written only where the platform creates the raw folder itself,
+    in a home that has never registered a participant (written beside it, then renamed into place, so a killed
+    write leaves no half study). A missing or empty raw root in a home with registered participants raises
+    RawRootUnavailable and changes nothing."""
+    from har_assets.demo import write_demo_dataset
+
+    ensure_local_instance(home)
+    db = sqlite_path(home.mlflow_tracking_uri())
+    if db is not None:  # created whole before any run, or found broken with the command that mends it
+        ensure_local_store(db)
+    registered = registered_participants(home)
+    problem = raw_root_problem(home.raw, len(registered))
+    if problem:
+        raise RawRootUnavailable(problem)
+    if home.raw.exists() or registered:
         return []
-    print(f"no participants in {home.raw}: writing {demo_participants} demo participants", file=sys.stderr)
-    return write_demo_dataset(home.raw, demo_participants, seed=seed, minutes=demo_minutes, progress=progress)
+    for leftover in home.root.glob(".raw-demo-*"):  # a demo write killed earlier
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = home.root / f".raw-demo-{os.getpid()}"
+    print(f"new home {home.root}: writing {demo_participants} demo participants to {home.raw}", file=sys.stderr)
+    ids = write_demo_dataset(staging, demo_participants, seed=seed, minutes=demo_minutes, progress=progress)
+    staging.rename(home.raw)
+    return ids
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
@@ -76,7 +140,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     from har_assets.pipeline_run import run_pipeline
 
     home = _home(args)
-    with reporting(args.json) as progress:
+    # stdout carries the summary alone (MLflow prints run links to stdout when it talks to a tracking server)
+    with hold_home(home.root, "har pipeline"), redirect_stdout(sys.stderr), reporting(args.json) as progress:
         prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed,
                      progress=progress)
         summary = run_pipeline(home, force=args.force, progress=progress)
@@ -99,6 +164,9 @@ def summary_text(summary: dict) -> str:
                      f"{p['segments']:>10}{p['windows']:>9}  {_prediction_text(p.get('predictions')):<32}{classes}")
     for pid, error in sorted(summary["failed"].items()):
         lines.append(f"FAILED {pid}: {error}")
+    for pid in summary.get("missing", []):
+        lines.append(f"MISSING {pid}: raw folder {Path(summary['home']) / 'raw' / pid} not found; its assets are kept "
+                     f"and it comes back as it was with its folder (to withdraw it: har participants remove {pid})")
     from har_assets.pipeline_run import model_summary_lines
 
     lines += model_summary_lines(summary)
@@ -108,7 +176,8 @@ def summary_text(summary: dict) -> str:
     elif overview:
         lines.append(f"cohort overview ({overview['status']}): {overview['participants']} participants, "
                      f"{overview['participants_differing']} differ from the cohort, "
-                     f"{overview['participants_failing_checks']} with failing checks (Dagster UI: cohort_overview)")
+                     f"{overview['participants_failing_checks']} with failing checks, "
+                     f"{overview.get('participants_missing') or 0} missing (Dagster UI: cohort_overview)")
     return "\n".join(lines)
 
 
@@ -161,7 +230,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_dev(args: argparse.Namespace) -> int:
     home = _home(args)
-    prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed)
+    # held until dagster dev exits (the descriptor survives the exec below): no `har pipeline` beside the daemon
+    lock = ExitStack()  # referenced until the exec: collected, it would release the lock
+    lock.enter_context(hold_home(home.root, "har dev", keep_across_exec=True))
+    try:
+        prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed)
+    except RawRootUnavailable as exc:  # the UI still shows the study; the sensor changes nothing while this lasts
+        print(f"WARNING: {exc}", file=sys.stderr)
     print(f"HAR_HOME={home.root}  DAGSTER_HOME={home.dagster_home}  UI: http://{args.host}:{args.port}",
           file=sys.stderr)
     dagster = Path(sys.executable).with_name("dagster")
@@ -173,6 +248,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from har_assets.serving.api import serve
+    from har_assets.serving.redaction import without_credentials
     from har_assets.serving.settings import ServeSettings, key_required_but_missing
 
     home = _home(args)
@@ -186,7 +262,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"har serve: {refusal}", file=sys.stderr)
         return 2
     target = f"version {settings.version}" if settings.version else f"alias '{settings.alias}'"
-    print(f"serving '{settings.model_name}' {target} from {settings.tracking_uri} on http://{args.host}:{args.port} "
+    print(f"serving '{settings.model_name}' {target} from {without_credentials(settings.tracking_uri)} "
+          f"on http://{args.host}:{args.port} "
           f"(docs: /docs)", file=sys.stderr)
     serve(host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0
@@ -203,20 +280,26 @@ def _cmd_mlflow_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _participants_instance(args: argparse.Namespace) -> tuple[HarHome, str]:
+    """The home, and who acts (for the audit). The Dagster instance is the deployed one (`DAGSTER_HOME`, e.g.
+    compose's PostgreSQL instance, which the sensors use) unless --home names a local home."""
+    deployed = os.environ.get("DAGSTER_HOME")
+    home = _home(args)
+    if deployed and not args.home:
+        os.environ["DAGSTER_HOME"] = deployed
+    else:
+        ensure_local_instance(home)
+    return home, f"har participants {args.action} ({os.environ.get('USER', 'unknown user')})"
+
+
 def _cmd_participants_remove(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from har_assets.orchestration.participant_removal import ParticipantRemoval, remove_from_instance
 
-    deployed = os.environ.get("DAGSTER_HOME")  # e.g. compose's PostgreSQL instance: the one the sensors use
-    home = _home(args)
-    if deployed and not args.home:
-        os.environ["DAGSTER_HOME"] = deployed
-    else:
-        prepare_home(home, demo_participants=0, demo_minutes=1, seed=0)
+    home, by = _participants_instance(args)
     with dg.DagsterInstance.get() as instance:
-        record = remove_from_instance(instance, ParticipantRemoval.for_home(home), args.participant,
-                                      by=f"har participants remove ({os.environ.get('USER', 'unknown user')})",
+        record = remove_from_instance(instance, ParticipantRemoval.for_home(home), args.participant, by=by,
                                       reason=args.reason)
     if record is None:
         print(f"har participants remove: '{args.participant}' is not a registered participant of {home.root}",
@@ -224,9 +307,52 @@ def _cmd_participants_remove(args: argparse.Namespace) -> int:
         return 2
     print(f"removed '{record.participant}' ({record.reason}): partition deleted, {len(record.files)} stored files "
           f"archived to {record.archived_to}; audit: {home.audit_dir()}. Its raw folder, if still there, is skipped "
-          "from now on; the next split and model are made without it.")
+          f"from now on; the next split and model are made without it. Undo: har participants restore "
+          f"{record.participant}; delete every copy for good: har participants purge {record.participant}")
     return 0
 
+
+def _cmd_participants_restore(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from har_assets.orchestration.participant_removal import ParticipantRemoval, restore_to_instance
+
+    home, by = _participants_instance(args)
+    with dg.DagsterInstance.get() as instance:
+        restored = restore_to_instance(instance, ParticipantRemoval.for_home(home), args.participant, by=by)
+    print(f"restored '{args.participant}': {len(restored['files'])} stored files back in place, partition "
+          "registered again with its history; the next split and model include it again")
+    return 0
+
+
+def _cmd_participants_purge(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from har_assets.definitions import build_resources
+    from har_assets.orchestration.participant_removal import ParticipantRemoval, purge_everywhere
+
+    home, by = _participants_instance(args)
+    if not args.yes:
+        print(f"har participants purge: deletes every copy of '{args.participant}' for good (archive, event log, "
+              "pictures, MLflow examples and figures); run again with --yes", file=sys.stderr)
+        return 2
+    with dg.DagsterInstance.get() as instance:
+        record = purge_everywhere(instance, ParticipantRemoval.for_home(home), build_resources(home)["mlflow_tracking"],
+                                  args.participant, by=by)
+    deleted = record["deleted"]
+    mlflow = deleted["mlflow"]
+    print(f"purged '{args.participant}': {len(deleted['files'])} stored objects "
+          f"({sum(f['bytes'] for f in deleted['files'])} bytes), {len(deleted['dagster']['runs_deleted'])} runs and "
+          f"{deleted['dagster']['events_deleted']} events of batch runs from the event log, "
+          f"{len(mlflow['examples_deleted'])} MLflow input examples, {len(mlflow['artifacts_rewritten'])} MLflow "
+          f"artifacts rewritten, {len(mlflow['keys_deleted'])} MLflow keys deleted; audit: {home.audit_dir()}")
+    if mlflow["not_deletable"]:
+        print("not deletable through MLflow's API (delete by hand on the tracking server): "
+              + ", ".join(mlflow["not_deletable"]), file=sys.stderr)
+    return 0
+
+
+DEMO_HELP = "demo participants written if the home is new (no raw/ yet, nobody ever registered)"
 
 EVALUATE_HELP = """\
 Cross-validate by participant: each fold's test people are never seen in training. Every variant
@@ -263,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
-        p.add_argument("--demo-participants", type=int, default=12, help="demo participants written if raw/ is empty")
+        p.add_argument("--demo-participants", type=int, default=12, help=DEMO_HELP)
         p.add_argument("--demo-minutes", type=float, default=8.0)
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=func)
@@ -292,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="add the plain reference (CNN-BiLSTM, gravity kept, Adam 1e-3, 30 epochs)")
     ev.add_argument("--experiment", default="har-evaluate", help="MLflow experiment (default har-evaluate)")
     ev.add_argument("--json", action="store_true", help="print a machine-readable result, no progress bar")
-    ev.add_argument("--demo-participants", type=int, default=12, help="demo participants written if raw/ is empty")
+    ev.add_argument("--demo-participants", type=int, default=12, help=DEMO_HELP)
     ev.add_argument("--demo-minutes", type=float, default=8.0)
     ev.add_argument("--seed", type=int, default=0, help="demo data seed")
     ev.set_defaults(func=_cmd_evaluate)
@@ -305,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--reason", required=True, help="why, for the audit record (e.g. 'withdrew consent')")
     rm.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
     rm.set_defaults(func=_cmd_participants_remove)
+    rs = parts_sub.add_parser("restore", help="undo a removal: archived assets back, partition registered again")
+    rs.add_argument("participant")
+    rs.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    rs.set_defaults(func=_cmd_participants_restore)
+    pg = parts_sub.add_parser("purge", help="make a removal final: delete every copy the platform holds of a "
+                                            "removed participant (archive, event log, pictures, MLflow)")
+    pg.add_argument("participant")
+    pg.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    pg.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    pg.set_defaults(func=_cmd_participants_purge)
 
     srv = sub.add_parser("serve", help="run the inference API (FastAPI on uvicorn) for the registered model")
     srv.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
@@ -337,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     args.server_args = rest
     try:
         return args.func(args)
-    except HomeConfigError as exc:
+    except (HomeConfigError, RawRootUnavailable, RemovalStateError, HomeBusy, MlflowStoreError) as exc:
         print(f"har {args.command}: {exc}", file=sys.stderr)
         return 2
 

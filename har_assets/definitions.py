@@ -14,7 +14,11 @@ from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS, Par
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.scoring import SCORING_ASSETS, build_scoring_resources
-from har_assets.orchestration.sensors import isolate_failed_batches, new_participant_sensor
+from har_assets.orchestration.sensors import (
+    isolate_failed_batches,
+    new_participant_sensor,
+    retry_transient_failures,
+)
 from har_assets.orchestration.training import TRAINING_ASSETS, train_and_evaluate_job
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.orchestration.tuning import OptunaStorage, hyperparameter_search_job
@@ -25,7 +29,7 @@ def build_resources(home: HarHome) -> dict:
     model_name, alias = registered_model_from_env()
     training = home.training_config()
     return {
-        "raw_store": RawStore(root=str(home.raw)),
+        "raw_store": RawStore.from_limits(str(home.raw), home.read_limits()),
         "preprocessing": PreprocessingResource.from_config(home.preprocess_config()),
         "participant_removal": ParticipantRemoval.for_home(home),
         **store_resources(home.assets_uri()),
@@ -42,7 +46,8 @@ def build_definitions(home: HarHome) -> dg.Definitions:
     return dg.Definitions(
         assets=[*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS, *OVERVIEW_ASSETS],
         jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
-        sensors=[new_participant_sensor, isolate_failed_batches, retrain_sensor, scoring_sensor, overview_sensor],
+        sensors=[new_participant_sensor, isolate_failed_batches, retry_transient_failures, retrain_sensor,
+                 scoring_sensor, overview_sensor],
         resources=build_resources(home),
         executor=dg.in_process_executor,
     )

@@ -13,6 +13,7 @@ from har_assets.config import PreprocessConfig
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig
 from har_assets.objectstore import ASSETS_URI_ENV, is_local, store_path
+from har_assets.raw.limits import READING_FILE, ReadLimits
 
 HOME_ENV = "HAR_HOME"
 DEFAULT_HOME = "data"
@@ -36,6 +37,10 @@ M = TypeVar("M", bound=BaseModel)
 
 class HomeConfigError(ValueError):
     """A config file in the home folder that cannot be read."""
+
+
+class RawRootUnavailable(RuntimeError):
+    """The raw root is missing or empty in a home that has registered participants (an unmounted volume)."""
 
 
 def _read_config(path: Path, model: type[M]) -> M:
@@ -124,3 +129,7 @@ class HarHome:
     def training_config(self) -> TrainingConfig:
         """Split, model and training settings: `$HAR_HOME/training.json` if present, else the defaults."""
         return _read_config(self.root / TRAINING_FILE, TrainingConfig)
+
+    def read_limits(self) -> ReadLimits:
+        """How large a raw file may be read: `$HAR_HOME/reading.json` if present, else the defaults."""
+        return _read_config(self.root / READING_FILE, ReadLimits)

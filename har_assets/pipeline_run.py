@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from har_assets.definitions import build_resources
-from har_assets.home import HarHome
+from har_assets.home import HarHome, RawRootUnavailable
 from har_assets.orchestration.asset_store import JSON_IO, TABLE_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
 from har_assets.orchestration.freshness import latest_materializations, metadata_value, stale_participants
@@ -33,7 +33,7 @@ from har_assets.orchestration.training import (
     scaler,
 )
 from har_assets.progress import Progress, Silent
-from har_assets.raw.scan import scan_raw_root
+from har_assets.raw.scan import copies_of_registered, raw_root_problem, scan_raw_root
 
 ALL_ASSETS = [*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS, *OVERVIEW_ASSETS]
 
@@ -47,6 +47,8 @@ SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
 }
 PREDICTION_FIELDS = ("model_version", "windows", "dominant_class", "mean_confidence")  # participant_predictions
 DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
+OVERVIEW_FIELDS = ("windows", "participants_differing", "participants_failing_checks", "participants_missing",
+                   "refresh_seconds")  # cohort_overview
 
 
 def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, force: bool = False,
@@ -59,13 +61,22 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     instance = instance or dg.DagsterInstance.get()
     progress = progress or Silent()
     resources = {**build_resources(home), **(resources or {})}
-    scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=resources["participant_removal"].removed_ids())
+    registered = set(instance.get_dynamic_partitions(participants.name))
+    problem = raw_root_problem(home.raw, len(registered))
+    if problem:
+        raise RawRootUnavailable(problem)
+    removed = resources["participant_removal"].removed_ids()
+    scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=removed)
     found = scan.to_request
-    instance.add_dynamic_partitions(
-        participants.name, sorted(set(found) - set(instance.get_dynamic_partitions(participants.name)))
-    )
-    summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": dict(scan.invalid),
-                               "materialized": 0, "up_to_date": 0, "removed": scan.removed}
+    raw = latest_materializations(instance, "raw_recording", sorted(registered))
+    copies = copies_of_registered({p: fp for p, fp in found.items() if p not in registered},
+                                  {p: metadata_value(r, "raw_fingerprint") for p, r in raw.items()})
+    for pid in copies:
+        found.pop(pid)
+    instance.add_dynamic_partitions(participants.name, sorted(set(found) - registered))
+    missing = sorted(registered - set(scan.folders) - removed)
+    summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": {**scan.invalid, **copies},
+                               "materialized": 0, "up_to_date": 0, "removed": scan.removed, "missing": missing}
     stale = dict(found) if force else stale_participants(instance, found, resources["preprocessing"].to_config())
     progress.stage(f"preprocessing ({len(stale)} stale)", len(found))
     for pid, fingerprint in sorted(found.items()):
@@ -82,6 +93,8 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
             status = "materialized"
             summary["materialized"] += 1
         summary["participants"][pid] = {"status": status, **({"why": stale[pid]} if pid in stale else {})}
+    for pid in missing:  # registered, folder gone: kept as it was, not re-read, not re-scored
+        summary["participants"][pid] = {"status": "missing"}
     latest = {asset: latest_materializations(instance, asset, sorted(summary["participants"]))
               for asset in {asset for asset, _ in SUMMARY_FIELDS.values()}}
     for pid, entry in summary["participants"].items():
@@ -92,7 +105,7 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     progress.stage("training, evaluation, registry" if retrain else "model up to date", 1)
     summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
     progress.step(summary["model"]["status"])
-    scored = {pid: found[pid] for pid in summary["participants"]}
+    scored = {pid: found[pid] for pid in summary["participants"] if pid in found}
     outcomes = run_scoring(instance, resources, scored, force, progress)
     for pid, outcome in outcomes.items():
         if outcome["status"] == "failed":
@@ -100,16 +113,20 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
         summary["participants"][pid]["predictions"] = outcome
     changed = summary["model"]["status"] == "trained" or any(o["status"] == "scored" for o in outcomes.values())
     progress.stage("cohort overview", 1)
-    summary["overview"] = run_overview(instance, resources, force or retrain or changed)
+    summary["overview"] = run_overview(instance, resources, force or retrain or changed, missing)
     progress.step(summary["overview"]["status"])
     return summary
 
 
-def run_overview(instance: dg.DagsterInstance, resources: dict, changed: bool) -> dict[str, Any]:
-    """Refresh cohort_overview when something changed or it was never made; its headline figures."""
+def run_overview(instance: dg.DagsterInstance, resources: dict, changed: bool,
+                 missing: list[str] | None = None) -> dict[str, Any]:
+    """Refresh cohort_overview when something changed, the missing participants differ from those it shows, or it
+    was never made; its headline figures."""
     stored = resources[TABLE_IO].exists(dg.AssetKey("cohort_overview"))
+    records = instance.fetch_materializations(dg.AssetKey("cohort_overview"), limit=1).records
+    shown_missing = metadata_value(records[0], "missing_participants") if records else None
     status = "up-to-date"
-    if changed or not stored:
+    if changed or not stored or (shown_missing or []) != (missing or []):
         result = dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance, resources=resources,
                                 raise_on_error=False, run_config=QUIET)
         if not result.success:
@@ -118,8 +135,7 @@ def run_overview(instance: dg.DagsterInstance, resources: dict, changed: bool) -
     records = instance.fetch_materializations(dg.AssetKey("cohort_overview"), limit=1).records
     latest = records[0] if records else None
     return {"status": status, "participants": metadata_value(latest, "dagster/row_count"),
-            **{k: metadata_value(latest, k) for k in ("windows", "participants_differing",
-                                                       "participants_failing_checks", "refresh_seconds")}}
+            **{k: metadata_value(latest, k) for k in OVERVIEW_FIELDS}}
 
 
 def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dict[str, str],

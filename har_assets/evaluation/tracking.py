@@ -85,8 +85,7 @@ class EvaluationTracker:
         if result.ok:
             report = result.report
             metrics |= {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"],
-                        **{f"f1.{c}": s["f1"] for c, s in report["per_class"].items() if s["support"]},
-                        **{f"macro_f1.{p}": s["macro_f1"] for p, s in report["per_participant"].items()}}
+                        **{f"f1.{c}": s["f1"] for c, s in report["per_class"].items() if s["support"]}}
             self._log(run_id, metrics)
             self.client.log_text(run_id, report["classification_report"], "classification_report.txt")
         else:

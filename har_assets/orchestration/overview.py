@@ -2,6 +2,7 @@
 and pictures that compare people: classes per participant, channel levels (who differs), correlations."""
 
 import time
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,6 +13,8 @@ from har_assets.orchestration.asset_store import TABLE_IO
 from har_assets.orchestration.check_gate import PREPROCESSING_CHECKS, check_keys, failing_checks
 from har_assets.orchestration.freshness import latest_materializations, metadata_value
 from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.resources import RawStore
+from har_assets.orchestration.retries import TRANSIENT_RETRY
 from har_assets.orchestration.tables import frame_table, tabular_metadata
 from har_assets.orchestration.training import ALL_PARTITIONS
 from har_assets.plots.cohort import channel_levels_png, class_distribution_png, correlation_png
@@ -21,8 +24,9 @@ from har_assets.signal.channel_stats import cohort_channels
 from har_assets.signal.windowing import WindowSet
 
 GROUP = "overview"
-OVERVIEW_SCHEMA = {"participant": pl.String, "duration_min": pl.Float64, "accelerometer_hz": pl.Float64,
-                   "gyroscope_hz": pl.Float64, "gaps": pl.Int64, "samples_lost_share": pl.Float64,
+OVERVIEW_SCHEMA = {"participant": pl.String, "raw_folder": pl.String, "duration_min": pl.Float64,
+                   "accelerometer_hz": pl.Float64, "gyroscope_hz": pl.Float64, "gaps": pl.Int64,
+                   "samples_lost_share": pl.Float64,
                    "labelled_share": pl.Float64, "windows": pl.Int64, "windows_per_class": pl.String,
                    "failed_checks": pl.String, "split_role": pl.String, "test_accuracy": pl.Float64,
                    "drift": pl.String, "differs_from_cohort": pl.String}
@@ -51,10 +55,11 @@ def test_accuracy(instance: dg.DagsterInstance) -> dict[str, float]:
     return {r.data["participant"]: r.data["accuracy"] for r in (table.records if table else [])}
 
 
-def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], outliers: dict[str, list[str]]
-                   ) -> pl.DataFrame:
-    """One row per registered participant (with windows or not): the stages' figures, check failures, split role,
-    test accuracy, drift, and the channels whose level differs from the cohort's."""
+def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], outliers: dict[str, list[str]],
+                   raw_root: Path) -> pl.DataFrame:
+    """One row per registered participant (with windows or not): whether its raw folder is there, the stages'
+    figures, check failures, split role, test accuracy, drift, and the channels whose level differs from the
+    cohort's."""
     pids = sorted(set(instance.get_dynamic_partitions(participants.name)) | set(windows))
     raw, fused, drift = (latest_materializations(instance, a, pids)
                          for a in ("raw_recording", "fused_recording", "participant_drift"))
@@ -69,6 +74,7 @@ def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], 
         drifted = metadata_value(d, "drifted_channels")
         rows.append({
             "participant": pid,
+            "raw_folder": "present" if (raw_root / pid).is_dir() else "missing",
             "duration_min": round((metadata_value(raw.get(pid), "duration_s") or 0.0) / 60, 2),
             "accelerometer_hz": metadata_value(f, "accelerometer_native_hz"),
             "gyroscope_hz": metadata_value(f, "gyroscope_native_hz"),
@@ -87,14 +93,16 @@ def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], 
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=TABLE_IO, kinds={"polars"}, ins={"windows": ALL_PARTITIONS}, deps=UPSTREAM,
     automation_condition=automation.refresh_overview(),
     description="The cohort at a glance, refreshed when any participant changes: one row per participant "
-                "(duration, native rates, gaps, samples lost, labelled share, windows per class, failed checks, "
+                "(raw folder present or missing, duration, native rates, gaps, samples lost, labelled share, windows "
+                "per class, failed checks, "
                 "split role, test accuracy, drift, channels whose level differs from the cohort's) and pictures: "
                 "classes per participant, channel levels per participant, channel correlations.",
 )
-def cohort_overview(context: dg.AssetExecutionContext,
+def cohort_overview(context: dg.AssetExecutionContext, raw_store: RawStore,
                     windows: dict[str, WindowSet] | None) -> dg.Output[pl.DataFrame]:
     start = time.perf_counter()
     windows = {p: w for p, w in (windows or {}).items() if len(w)}  # None: no participant is registered yet
@@ -108,13 +116,16 @@ def cohort_overview(context: dg.AssetExecutionContext,
         if any(counts.values()):  # an unlabelled study (scoring only) has no classes to draw
             pictures["class_distribution"] = class_distribution_png(counts)
         pictures |= {"channel_levels": channel_levels_png(stats), "channel_correlations": correlation_png(stats)}
-    frame = overview_frame(context.instance, windows, outliers)
+    frame = overview_frame(context.instance, windows, outliers, Path(raw_store.root))
+    missing = frame.filter(pl.col("raw_folder") == "missing")["participant"].to_list()
     return dg.Output(frame, metadata={
         "participants": frame_table(frame),
         **tabular_metadata(frame),
         "windows": int(frame["windows"].sum()) if frame.height else 0,
         "participants_differing": int((frame["differs_from_cohort"] != "no").sum()) if frame.height else 0,
         "participants_failing_checks": int((frame["failed_checks"] != "none").sum()) if frame.height else 0,
+        "participants_missing": len(missing),
+        "missing_participants": dg.MetadataValue.json(missing),
         **{name: dg.MetadataValue.md(png_markdown(png, name.replace("_", " "))) for name, png in pictures.items()},
         "plot_bytes": sum(len(png) for png in pictures.values()),
         "refresh_seconds": round(time.perf_counter() - start, 3),

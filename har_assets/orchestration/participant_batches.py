@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.retries import TRANSIENT_RETRY
 from har_assets.signal.checks import CheckOutcome
 
 PARTICIPANTS_PER_RUN = 25
@@ -39,7 +40,8 @@ def participant_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.Assets
         with warnings.catch_warnings():  # backfill_policy is a beta parameter: it would warn in every run's log
             warnings.simplefilter("ignore", dg.BetaWarning)
             policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=PARTICIPANTS_PER_RUN)
-            return dg.asset(partitions_def=participants, backfill_policy=policy, **kwargs)(fn)
+            return dg.asset(partitions_def=participants, backfill_policy=policy, retry_policy=TRANSIENT_RETRY,
+                            **kwargs)(fn)
     return decorate
 
 

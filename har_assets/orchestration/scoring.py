@@ -19,6 +19,7 @@ from har_assets.orchestration.check_gate import failed_blocking_checks, partitio
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import failing_clearly
+from har_assets.orchestration.retries import TRANSIENT_RETRY
 from har_assets.orchestration.tables import frame_table, rows_table, tabular_metadata
 from har_assets.plots.png import png_markdown
 from har_assets.plots.timeline import timeline_png, truth_intervals
@@ -82,6 +83,7 @@ def build_scoring_resources() -> dict[str, Any]:
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="predictions-1",
     kinds={"pytorch", "mlflow"}, deps=["registered_model"], automation_condition=automation.score_condition(),
     description="The participant's activity timeline from the champion model: one row per window (start/end, "
@@ -127,6 +129,7 @@ def _check_results(outcomes: list[DriftCheck]) -> Iterator[dg.AssetCheckResult]:
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="drift-1", kinds={"numpy"},
     automation_condition=automation.after("participant_predictions"),
     check_specs=partitioned_specs("participant_drift", {n: (desc, False) for n, (desc, _) in DRIFT_CHECKS.items()}),

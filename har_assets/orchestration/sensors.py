@@ -1,5 +1,6 @@
 """`new_participant_sensor`: a new or changed participant folder becomes a partition and a run.
-`isolate_failed_batches`: a failed backfill batch is re-run one participant per run."""
+`isolate_failed_batches`: a failed backfill batch is re-run one participant per run.
+`retry_transient_failures`: a participant's run that failed for a transient reason is asked for again."""
 
 
 import json
@@ -9,13 +10,13 @@ import dagster as dg
 
 from har_assets.orchestration.freshness import config_fingerprint, stale_participants
 from har_assets.orchestration.jobs import preprocess_job
-from har_assets.orchestration.participant_removal import ParticipantRemoval, registry_event
+from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS, ParticipantRemoval, registry_event
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.sensor_status import default_status
 from har_assets.raw.removal import RemovalRecord
-from har_assets.raw.scan import ScanResult, scan_raw_root
+from har_assets.raw.scan import copies_of_registered, raw_root_problem, scan_raw_root
 
 SETTLE_SECONDS = 10.0
 
@@ -25,29 +26,48 @@ SETTLE_SECONDS = 10.0
            description="Scans the raw root; adds each new valid participant as a partition. Of the new or changed "
                        "folders (all of them when the preprocessing config changed) it requests the stale ones, "
                        "as `har pipeline` decides staleness: a run for one, a backfill (batched, "
-                       "PARTICIPANTS_PER_RUN per run) for several. A registered participant whose folder was "
-                       "deleted is removed: partition deleted, stored assets archived, audited (study_participants).")
+                       "PARTICIPANTS_PER_RUN per run) for several. A registered participant whose folder is gone is "
+                       "reported missing (observations of raw_recording and study_participants) and keeps its "
+                       "assets; only `har participants remove` removes. A missing or empty raw root while "
+                       "participants are registered changes nothing.")
 def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore,
                            participant_removal: ParticipantRemoval,
                            preprocessing: PreprocessingResource) -> dg.SensorResult | dg.SkipReason:
     previous = json.loads(context.cursor) if context.cursor else None
+    registered = set(context.instance.get_dynamic_partitions(participants.name))
+    problem = raw_root_problem(Path(raw_store.root), len(registered))
+    if problem:
+        context.log.error(problem)
+        return dg.SkipReason(problem)
     removed = participant_removal.removed_ids()
     scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS, removed=removed)
-    for name, problem in sorted(scan.invalid.items()):
+    known = {pid: fp for pid, fp in (previous or {}).get("requested", {}).items() if pid in registered}
+    copies = copies_of_registered({p: fp for p, fp in scan.to_request.items() if p not in registered}, known)
+    for pid in copies:  # asked about again every tick until resolved
+        scan.to_request.pop(pid)
+        scan.ready.pop(pid, None)
+        scan.state["requested"].pop(pid, None)
+    for name, problem in sorted({**scan.invalid, **copies}.items()):
         context.log.warning(f"skipping raw folder '{name}': {problem}")
     cfg = preprocessing.to_config()
     config = config_fingerprint(cfg)
-    cursor = json.dumps({**scan.state, "config": config}, sort_keys=True)
+    missing = sorted(registered - set(scan.folders) - removed)
+    was_missing = set((previous or {}).get("missing", []))
+    cursor = json.dumps({**scan.state, "config": config, "missing": missing}, sort_keys=True)
     config_changed = (previous or {}).get("config") != config
     candidates = scan.ready if config_changed else scan.to_request
     stale = stale_participants(context.instance, candidates, cfg) if candidates else {}
-    registered = set(context.instance.get_dynamic_partitions(participants.name))
-    leaving = _leaving(context, scan, registered, removed, participant_removal)
+    leaving = _leaving(participant_removal, registered & removed)
     new = sorted(set(scan.to_request) - registered)
+    events = _presence_events(set(missing) - was_missing, was_missing - set(missing) - removed, raw_store.root)
     summary = f"{scan.summary()}; {len(stale)} stale, {len(candidates) - len(stale)} of them up to date"
-    if not stale and not leaving and not new:
+    if missing:
+        summary += f"; {len(missing)} missing (assets kept): {', '.join(missing)}"
+    if copies:
+        summary += f"; {len(copies)} refused as copies of registered participants: {', '.join(sorted(copies))}"
+    if not stale and not leaving and not new and not events:
         context.update_cursor(cursor)
-        return dg.SkipReason(f"no stale or deleted participants ({summary})")
+        return dg.SkipReason(f"no stale, new or removed participants ({summary})")
     context.log.info(summary + "".join(f"\n{pid}: {why}" for pid, why in sorted(stale.items())))
     requests = []
     if len(stale) == 1:
@@ -61,27 +81,29 @@ def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawSt
         run_requests=requests,
         dynamic_partitions_requests=[*([participants.build_add_request(new)] if new else []),
                                      *([participants.build_delete_request(sorted(leaving))] if leaving else [])],
-        asset_events=[registry_event(list(leaving.values()))] if leaving else [],
+        asset_events=[*([registry_event(list(leaving.values()))] if leaving else []), *events],
         cursor=cursor,
     )
 
 
-def _leaving(context: dg.SensorEvaluationContext, scan: ScanResult, registered: set[str], removed: set[str],
-             removal: ParticipantRemoval) -> dict[str, RemovalRecord]:
-    """Registered participants to delete: removed by hand (audited, partition still there) or whose folder is
-    gone. Nothing is removed when the raw root holds no folder at all (an unmounted volume is not a study
-    that everybody left)."""
-    gone = sorted(registered - set(scan.folders) - removed)
-    if gone and not scan.folders:
-        context.log.warning(f"the raw root is empty: not removing the {len(gone)} registered participants")
-        gone = []
-    audited = removal.removed(registered & removed)
-    leaving = {pid: RemovalRecord.from_audit(audited[pid]) for pid in sorted(audited)}
-    for pid in gone:
-        leaving[pid] = removal.remove(pid, by="new_participant_sensor", reason="raw folder deleted")
-        context.log.warning(f"participant '{pid}': raw folder deleted; partition removed, {len(leaving[pid].files)} "
-                            f"stored files archived to {leaving[pid].archived_to}")
-    return leaving
+def _leaving(removal: ParticipantRemoval, audited: set[str]) -> dict[str, RemovalRecord]:
+    """Registered participants removed by `har participants remove` against another instance (audited, partition
+    still there): their partitions are deleted. A folder that disappears removes nobody."""
+    records = removal.removed(audited) if audited else {}
+    return {pid: RemovalRecord.from_audit(records[pid]) for pid in sorted(records)}
+
+
+def _presence_events(gone: set[str], back: set[str], root: str) -> list[dg.AssetObservation]:
+    """Observations that put a participant's raw folder going missing (or returning) on its raw_recording page and
+    in study_participants' history."""
+    events = [dg.AssetObservation("raw_recording", partition=pid, metadata={
+        "raw_folder": state, "path": str(Path(root) / pid),
+        "note": "assets kept; comes back as it was when the folder returns" if state == "missing" else "back"})
+        for state, pids in (("missing", gone), ("present", back)) for pid in sorted(pids)]
+    if gone or back:
+        events.append(dg.AssetObservation(STUDY_PARTICIPANTS.key, metadata={
+            "missing": sorted(gone), "returned": sorted(back)}))
+    return events
 
 
 def backfill_request(pids: list[str]) -> dg.RunRequest:
@@ -117,3 +139,49 @@ def isolate_failed_batches(context: dg.RunFailureSensorContext) -> list[dg.RunRe
     context.log.info(f"re-running the {len(pids)} participants of failed batch {run.run_id} one per run")
     return [dg.RunRequest(partition_key=pid, run_key=f"isolate:{run.run_id}:{pid}",
                           tags={"har/isolated_from": run.run_id}) for pid in pids]
+
+
+MAX_RECOVERY_ATTEMPTS = 3
+
+
+def failed_on_its_data(context: dg.RunFailureSensorContext) -> bool | None:
+    """True when the run failed on its data (a data error or a failed blocking check: asking again gives the same
+    answer until the files change), False when a step failed for another reason (a store or service that stayed
+    down through the step's retries), None when no step failed (the worker died: the instance's run retries)."""
+    failures = context.get_step_failure_events()
+    if not failures:
+        return None
+    for event in failures:
+        data = event.step_failure_data
+        if data.user_failure_data is not None or (data.error and "AssetCheck" in data.error.cls_name):
+            return True
+    return False
+
+
+@dg.run_failure_sensor(request_job=preprocess_job, minimum_interval_seconds=30,
+                       default_status=default_status("HAR_AUTOSTART_SENSOR"),
+                       description="A participant's preprocessing run that failed for a transient reason (a store or "
+                                   f"service down through every retry of its steps) is asked for again, at most "
+                                   f"{MAX_RECOVERY_ATTEMPTS} times; one that failed on its data is not, until its "
+                                   "files change (new_participant_sensor).")
+def retry_transient_failures(context: dg.RunFailureSensorContext) -> dg.RunRequest | dg.SkipReason:
+    run = context.dagster_run
+    pid = run.tags.get("dagster/partition")
+    if not pid or not (run.asset_selection or set()) <= PREPROCESSING_KEYS:
+        return dg.SkipReason(f"run {run.run_id} is not one participant's preprocessing")
+    verdict = failed_on_its_data(context)
+    if verdict is not False:
+        why = "failed on its data: asked again when its files change" if verdict else \
+            "its worker died: the instance's run retries start it again"
+        return dg.SkipReason(f"run {run.run_id} ({pid}) {why}")
+    attempt = int(run.tags.get("har/attempt", "0")) + 1
+    if attempt > MAX_RECOVERY_ATTEMPTS:
+        return dg.SkipReason(f"{pid}: failed {MAX_RECOVERY_ATTEMPTS + 1} times for transient reasons; the next "
+                             "file change or a Materialize asks again")
+    if pid not in context.instance.get_dynamic_partitions(participants.name):
+        return dg.SkipReason(f"{pid} is no longer registered")
+    context.log.info(f"{pid}: run {run.run_id} failed for a transient reason; asking again (attempt {attempt})")
+    tags = {"har/attempt": str(attempt), "har/recovered_from": run.run_id}
+    if "har/raw_fingerprint" in run.tags:
+        tags["har/raw_fingerprint"] = run.tags["har/raw_fingerprint"]
+    return dg.RunRequest(partition_key=pid, run_key=f"recover:{run.run_id}", tags=tags)

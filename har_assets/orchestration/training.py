@@ -40,6 +40,7 @@ from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
+from har_assets.orchestration.retries import TRANSIENT_RETRY
 from har_assets.orchestration.tables import rows_table
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.plots.png import png_markdown
@@ -93,6 +94,7 @@ def require_normalized(context: dg.AssetExecutionContext, split: DatasetSplit, r
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"python"}, code_version="split-1",
     ins={"windows": ALL_PARTITIONS}, deps=[STUDY_PARTICIPANTS],
     automation_condition=automation.retrain_on_new_windows(),
@@ -135,6 +137,7 @@ def dataset_split(context: dg.AssetExecutionContext, windows: dict[str, WindowSe
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"numpy"}, code_version="scaler-1",
     ins={"windows": ALL_PARTITIONS}, automation_condition=automation.after_split_changed(),
     description="Per-channel z-score fit on the training participants' labelled windows only; travels with the model.",
@@ -155,6 +158,7 @@ def scaler(context: dg.AssetExecutionContext, dataset_split: DatasetSplit,
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     partitions_def=participants, group_name=GROUP, io_manager_key=WINDOWS_IO, kinds={"numpy"},
     code_version="normalized-1",
     automation_condition=automation.normalize_condition(),
@@ -192,13 +196,13 @@ def _log_run_inputs(split: DatasetSplit, lineage: dict, preprocess: dict, model_
                        **_params("train", train_cfg)})
     mlflow.log_params({"split.train": ",".join(split.train), "split.validation": ",".join(split.validation),
                        "split.test": ",".join(split.test), "split.seed": str(split.seed)})
-    mlflow.log_params({f"data.{pid}": str(info["raw_data_version"])[:16] for pid, info in lineage.items()})
     mlflow.log_dict(split.model_dump(mode="json"), "inputs/split.json")
     mlflow.log_dict(lineage, "inputs/data_versions.json")
     mlflow.log_dict(preprocess, "inputs/preprocess_config.json")
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"pytorch", "mlflow"}, pool=TRAINING_POOL, code_version="model-1",
     ins={"normalized_windows": ALL_PARTITIONS}, automation_condition=automation.after_split_changed(),
     description="CNN-BiLSTM trained on the training participants' labelled normalized windows, early-stopped on "
@@ -250,7 +254,8 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
         mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, int | float)})
         bundle = ModelBundle(model=result.model, model_config=model_cfg, preprocess=cfg, scaler=scaler,
                              classes=classes)
-        example = (train.X[:2] * scaler.std + scaler.mean).astype(np.float32)  # unscaled, as serving receives
+        # the cohort's mean window (unscaled, as serving receives it): no person's data in the model's example
+        example = np.broadcast_to(scaler.mean, (1, *train.X.shape[1:])).astype(np.float32)
         info = log_bundle(bundle, input_example=example)
         run_id = run.info.run_id
     context.log.info(f"logged MLflow run {run_id}, model {info.model_uri}")
@@ -278,12 +283,12 @@ def _evaluation_metrics(report: dict) -> dict[str, float]:
         metrics |= {f"baseline_{strategy}_accuracy": scores["accuracy"],
                     f"baseline_{strategy}_macro_f1": scores["macro_f1"]}
     metrics |= {f"test_f1.{c}": s["f1"] for c, s in report["per_class"].items()}
-    metrics |= {f"test_accuracy.{p}": s["accuracy"] for p, s in report["per_participant"].items()}
     metrics |= {f"importance.{c}": v for c, v in report["permutation_importance"].items()}
     return metrics
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"mlflow"}, code_version="evaluation-1",
     ins={"normalized_windows": ALL_PARTITIONS}, automation_condition=automation.after("model"),
     check_specs=[dg.AssetCheckSpec("beats_dummy_baselines", asset="model_evaluation",
@@ -356,6 +361,7 @@ def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
 
 
 @dg.asset(
+    retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"mlflow"}, code_version="registry-2",
     ins={"windows": ALL_PARTITIONS}, automation_condition=automation.after("model_evaluation"),
     description="Registers the model version in the MLflow model registry; moves the champion alias to it only if "

@@ -41,6 +41,33 @@ class ScanResult:
         return ", ".join(parts)
 
 
+def raw_root_problem(root: Path, registered: int) -> str | None:
+    """Why the raw root cannot be trusted as the study's list of participants, or None.
+
+    A missing raw root, or one without a single folder, while participants are registered is an
+    unmounted volume or a wrong path far more often than a study everybody left: nothing may be
+    concluded from it (no participant is missing, no demo data is written)."""
+    if not registered:
+        return None
+    if not root.is_dir():
+        state = "does not exist"
+    elif not any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        state = "holds no participant folder"
+    else:
+        return None
+    return (f"the raw root {root} {state}, but {registered} participant(s) are registered in this home: is the raw "
+            "volume mounted (or HAR_HOME the right folder)? Nothing was changed; mount it and run again")
+
+
+def copies_of_registered(new: dict[str, str], known: dict[str, str]) -> dict[str, str]:
+    """New folder -> why it is refused: its files are identical to a registered participant's (a renamed or copied
+    folder). Registering it would put one person in the study twice, possibly in train and test at once."""
+    owner = {fp: pid for pid, fp in known.items()}
+    return {pid: f"same files as registered participant '{owner[fp]}' (renamed or copied?): not registered; rename "
+                 f"it back, or remove '{owner[fp]}' first (har participants remove)"
+            for pid, fp in new.items() if fp in owner and owner[fp] != pid}
+
+
 def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now: float | None = None,
                   removed: set[str] | frozenset[str] = frozenset()) -> ScanResult:
     """Classify every folder under `root` (folders named like a `removed` participant are skipped).

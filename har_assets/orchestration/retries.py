@@ -1,0 +1,13 @@
+"""Transient failures are retried: one retry policy for every asset that talks to a store or service.
+
+A step that fails because S3, MLflow or PostgreSQL was unreachable is retried after 3, 6, 12, 24 and
+48 s (±jitter): about a minute and a half, enough for a service restart. Data errors never are:
+they raise `dg.Failure(allow_retries=False)` (a bad file stays bad until it changes), and a failed
+blocking check fails the run without a retry. What is still failing after the last retry is asked
+for again by `recover_failed_runs` (sensors.py) for preprocessing, and otherwise shows as a failed
+run in the UI.
+"""
+
+import dagster as dg
+
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=5, delay=3, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
