@@ -106,6 +106,9 @@ def prepare_home(home: HarHome, *, demo_participants: int, demo_minutes: float, 
     if problem:
         raise RawRootUnavailable(problem)
     if home.raw.exists() or registered:
+        if not registered and not any(p.is_dir() for p in home.raw.iterdir()):
+            print(f"no participant folders in {home.raw}: copy them there, or write demo data with "
+                  f"`har demo-data --out {home.raw}`", file=sys.stderr)
         return []
     for leftover in home.root.glob(".raw-demo-*"):  # a demo write killed earlier
         shutil.rmtree(leftover, ignore_errors=True)

@@ -139,3 +139,17 @@ def test_progress_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
     code, out, err = in_terminal([*HAR, "pipeline", "--json"], env)
     assert code == 0 and json.loads(out)["up_to_date"] == 2
     assert "preprocessing (" not in err and "cohort overview" not in err  # --json: machine-readable, no bars
+
+
+def test_demo_data_only_into_a_raw_folder_the_platform_creates(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    fresh = HarHome(tmp_path / "fresh")
+    assert prepare_home(fresh, demo_participants=2, demo_minutes=0.5, seed=0) == ["p001", "p002"]
+    assert sorted(p.name for p in fresh.raw.iterdir()) == ["p001", "p002"]
+    assert not list(fresh.root.glob(".raw-demo-*"))  # written beside, renamed into place
+
+    users = HarHome(tmp_path / "users")
+    users.raw.mkdir(parents=True)  # the user's (empty) raw root: never written into
+    assert prepare_home(users, demo_participants=2, demo_minutes=0.5, seed=0) == []
+    assert list(users.raw.iterdir()) == []
+    assert f"no participant folders in {users.raw}" in capsys.readouterr().err

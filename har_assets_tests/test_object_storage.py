@@ -16,7 +16,12 @@ from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.ml.hyperparams import TrainConfig
 from har_assets.orchestration.asset_store import store_resources
-from har_assets.orchestration.participant_removal import ParticipantRemoval, remove_from_instance
+from har_assets.orchestration.participant_removal import (
+    ParticipantRemoval,
+    purge_everywhere,
+    remove_from_instance,
+    restore_to_instance,
+)
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.pipeline_run import run_pipeline
@@ -111,7 +116,19 @@ def test_removal_archives_objects_and_audits_on_s3(study) -> None:
     assert not [p for p in objects(fs, "") if "/p02." in p and not p.startswith(".")]
     archived = objects(fs, ".removed")
     assert len(archived) == 4 and all(p.startswith(".removed/p02-") for p in archived)
-    assert objects(fs, ".audit") == [".audit/participants/p02.json"]
+    assert objects(fs, ".audit/participants") == [".audit/participants/p02.json"]
+    [history] = objects(fs, ".audit/history")
+    assert history.startswith(".audit/history/p02/") and history.endswith("-removed.json")
     assert removal.removed() == {"p02": removal.removed({"p02"})["p02"]} and removal.removed_ids() == {"p02"}
     assert dt.datetime.fromisoformat(removal.removed()["p02"]["removed_at"]) <= dt.datetime.now(dt.UTC)
     assert resources["har_windows"].exists(dg.AssetKey("windows"), "p01")  # nobody else's objects moved
+
+    restore_to_instance(instance, removal, "p02", by="test")  # moved back on the store, the same objects
+    assert sorted(p for p in objects(fs, "") if "/p02." in p and not p.startswith(".")) == sorted(
+        f"{f['asset']}/{Path(f['path']).name}" for f in record.files)
+    for prefix in (".removed", ".audit/participants"):  # (SeaweedFS may keep an empty folder's marker)
+        assert not [p for p in objects(fs, prefix) if "p02" in p], prefix
+    remove_from_instance(instance, removal, "p02", by="test", reason="withdrew consent")
+    purged = purge_everywhere(instance, removal, build_resources(home)["mlflow_tracking"], "p02", by="test")
+    assert purged["deleted"]["files"]
+    assert not [p for p in objects(fs, "") if "p02" in p and not p.startswith(".audit")]  # archive included

@@ -13,7 +13,7 @@ from har_assets.home import HarHome
 from har_assets.orchestration.check_gate import PREPROCESSING_CHECKS, failed_blocking_checks
 from har_assets.orchestration.participant_batches import PARTICIPANTS_PER_RUN
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.sensors import isolate_failed_batches
+from har_assets.orchestration.sensors import isolate_failed_batches, retry_transient_failures
 from har_assets.signal.windowing import WindowSet
 from har_assets_tests.rawfiles import edit_cell, write_participant
 
@@ -135,3 +135,62 @@ def test_a_single_partition_run_is_not_a_batch(home: HarHome, instance: dg.Dagst
     assert isinstance(isolate_failed_batches(context), dg.SkipReason)
     [raw] = result.asset_materializations_for_node("raw_recording")
     assert raw.tags["dagster/data_version"] == raw.metadata["raw_fingerprint"].value  # a run of one keeps it
+
+
+def _failure_context(instance: dg.DagsterInstance, run_id: str) -> dg.RunFailureSensorContext:
+    event = next(e for e in instance.all_logs(run_id) if e.dagster_event
+                 and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE).dagster_event
+    return dg.build_run_status_sensor_context(sensor_name="retry_transient_failures", dagster_event=event,
+                                              dagster_instance=instance,
+                                              dagster_run=instance.get_run_by_id(run_id)).for_run_failure()
+
+
+def test_a_run_that_failed_on_its_data_is_not_asked_for_again(home: HarHome, instance: dg.DagsterInstance) -> None:
+    edit_cell(home.raw / "p02" / "gyroscope.csv", "calibrated_gyro_y", 2, "[1, 2]")
+    result = dg.materialize(PREPROCESSING_ASSETS, partition_key="p02", instance=instance,
+                            resources=build_resources(home), raise_on_error=False)
+    assert not result.success
+    assert not [e for e in instance.all_logs(result.run_id) if e.dagster_event
+                and e.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]  # a bad file is final
+    skipped = retry_transient_failures(_failure_context(instance, result.run_id))
+    assert isinstance(skipped, dg.SkipReason) and "failed on its data" in skipped.skip_message
+
+
+@dg.op
+def store_unreachable() -> None:
+    """Stands for a step whose store stayed down through its retries."""
+    raise ConnectionRefusedError("[Errno 111] Connection refused: 127.0.0.1:9")
+
+
+@dg.job
+def unreachable_job() -> None:
+    store_unreachable()
+
+
+def test_a_run_that_failed_for_a_transient_reason_is_asked_for_again(instance: dg.DagsterInstance) -> None:
+    def failed_run(attempt: int | None) -> str:
+        tags = {"dagster/partition": "p01", "har/raw_fingerprint": "abc"}
+        tags |= {"har/attempt": str(attempt)} if attempt else {}
+        result = unreachable_job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        assert not result.success
+        return result.run_id
+
+    first = failed_run(None)
+    request = retry_transient_failures(_failure_context(instance, first))
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "p01"
+    assert request.tags == {"har/attempt": "1", "har/recovered_from": first, "har/raw_fingerprint": "abc"}
+    assert request.run_key == f"recover:{first}"
+    gave_up = retry_transient_failures(_failure_context(instance, failed_run(3)))
+    assert isinstance(gave_up, dg.SkipReason) and "failed 4 times for transient reasons" in gave_up.skip_message
+
+
+def test_a_batch_whose_worker_died_is_left_to_the_run_retries(instance: dg.DagsterInstance) -> None:
+    """No step failed (the worker was killed; monitoring reported the run failed): re-running it per participant
+    beside Dagster's own run retry would process everyone twice, at the same time."""
+    run = instance.add_run(dg.DagsterRun(
+        job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED,
+        asset_selection=frozenset(key for asset in PREPROCESSING_ASSETS for key in asset.keys),
+        tags={"dagster/asset_partition_range_start": "p01", "dagster/asset_partition_range_end": "p03"}))
+    instance.report_run_failed(run, "the run worker died")
+    skipped = isolate_failed_batches(_failure_context(instance, run.run_id))
+    assert isinstance(skipped, dg.SkipReason) and "its worker died" in skipped.skip_message

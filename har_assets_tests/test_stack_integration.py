@@ -197,7 +197,7 @@ def new_participant(stack: Stack) -> dict:
                        120, stack.procs)
     registered_first = [k for t in first for r in t["dynamicPartitionsRequestResults"] for k in r["partitionKeys"]]
     assert sorted(registered_first) == SEEDED, first
-    write_participant(stack.home / "raw" / NEW, seconds=40.0, fmt="csv")
+    write_participant(stack.home / "raw" / NEW, seconds=40.0, fmt="csv", scale=1.05)  # another person's files
     appeared = time.time()
     runs = wait_until(f"the sensor to request a run for {NEW}",
                       lambda: _runs(stack, **{"dagster/partition": NEW}), 150, stack.procs, interval_s=2.0)

@@ -83,6 +83,12 @@ class HarStoreIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
                                     f"({path})") from exc
         return self.from_bytes(data)
 
+    def load_input(self, context: dg.InputContext) -> Any:
+        try:
+            return super().load_input(context)
+        except FileNotFoundError as exc:  # nothing stored: final, unlike a store that does not answer
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
     def load_partitions(self, context: dg.InputContext) -> Any:
         """One partition's value, or {partition: value} for several, logged once per step instead of once per
         partition as the base class does (each log line is an event-log write: 10 s for 1,000 partitions)."""

@@ -126,12 +126,16 @@ RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_ra
                        default_status=default_status("HAR_AUTOSTART_SENSOR"),
                        description="A failed preprocessing batch (a backfill run over several participants, which "
                                    "stores nothing when one of them fails) is re-run one participant per run: the "
-                                   "good ones materialize, the bad one fails on its own with its own error.")
+                                   "good ones materialize, the bad one fails on its own with its own error. A "
+                                   "batch whose worker died is left to the instance's run retries.")
 def isolate_failed_batches(context: dg.RunFailureSensorContext) -> list[dg.RunRequest] | dg.SkipReason:
     run = context.dagster_run
     start, end = (run.tags.get(tag) for tag in RANGE_TAGS)
     if not start or not end or start == end or not (run.asset_selection or set()) <= PREPROCESSING_KEYS:
         return dg.SkipReason(f"run {run.run_id} is not a preprocessing batch")
+    if failed_on_its_data(context) is None:  # re-running it per participant would race the run retry
+        return dg.SkipReason(f"batch {run.run_id}: no step failed (its worker died): the instance's run retries "
+                             "start it again")
     registered = context.instance.get_dynamic_partitions(participants.name)  # a range is in registration order
     if start not in registered or end not in registered:
         return dg.SkipReason(f"batch {run.run_id} covers {start}..{end}, which are no longer both registered")
