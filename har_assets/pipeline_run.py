@@ -33,7 +33,7 @@ from har_assets.orchestration.training import (
     scaler,
 )
 from har_assets.progress import Progress, Silent
-from har_assets.raw.scan import copies_of_registered, raw_root_problem, scan_raw_root
+from har_assets.raw.scan import raw_root_problem, scan_raw_root
 
 ALL_ASSETS = [*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS, *OVERVIEW_ASSETS]
 
@@ -66,16 +66,13 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     if problem:
         raise RawRootUnavailable(problem)
     removed = resources["participant_removal"].removed_ids()
-    scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=removed)
-    found = scan.to_request
     raw = latest_materializations(instance, "raw_recording", sorted(registered))
-    copies = copies_of_registered({p: fp for p, fp in found.items() if p not in registered},
-                                  {p: metadata_value(r, "raw_fingerprint") for p, r in raw.items()})
-    for pid in copies:
-        found.pop(pid)
+    scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=removed,
+                         registered={p: metadata_value(r, "raw_fingerprint") for p, r in raw.items()})
+    found = scan.to_request
     instance.add_dynamic_partitions(participants.name, sorted(set(found) - registered))
     missing = sorted(registered - set(scan.folders) - removed)
-    summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": {**scan.invalid, **copies},
+    summary: dict[str, Any] = {"home": str(home.root), "participants": {}, "failed": dict(scan.invalid),
                                "materialized": 0, "up_to_date": 0, "removed": scan.removed, "missing": missing}
     stale = dict(found) if force else stale_participants(instance, found, resources["preprocessing"].to_config())
     progress.stage(f"preprocessing ({len(stale)} stale)", len(found))

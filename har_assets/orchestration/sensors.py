@@ -16,7 +16,7 @@ from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.sensor_status import default_status
 from har_assets.raw.removal import RemovalRecord
-from har_assets.raw.scan import copies_of_registered, raw_root_problem, scan_raw_root
+from har_assets.raw.scan import raw_root_problem, scan_raw_root
 
 SETTLE_SECONDS = 10.0
 
@@ -40,14 +40,9 @@ def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawSt
         context.log.error(problem)
         return dg.SkipReason(problem)
     removed = participant_removal.removed_ids()
-    scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS, removed=removed)
     known = {pid: fp for pid, fp in (previous or {}).get("requested", {}).items() if pid in registered}
-    copies = copies_of_registered({p: fp for p, fp in scan.to_request.items() if p not in registered}, known)
-    for pid in copies:  # asked about again every tick until resolved
-        scan.to_request.pop(pid)
-        scan.ready.pop(pid, None)
-        scan.state["requested"].pop(pid, None)
-    for name, problem in sorted({**scan.invalid, **copies}.items()):
+    scan = scan_raw_root(Path(raw_store.root), previous, settle_s=SETTLE_SECONDS, removed=removed, registered=known)
+    for name, problem in sorted(scan.invalid.items()):
         context.log.warning(f"skipping raw folder '{name}': {problem}")
     cfg = preprocessing.to_config()
     config = config_fingerprint(cfg)
@@ -63,8 +58,6 @@ def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawSt
     summary = f"{scan.summary()}; {len(stale)} stale, {len(candidates) - len(stale)} of them up to date"
     if missing:
         summary += f"; {len(missing)} missing (assets kept): {', '.join(missing)}"
-    if copies:
-        summary += f"; {len(copies)} refused as copies of registered participants: {', '.join(sorted(copies))}"
     if not stale and not leaving and not new and not events:
         context.update_cursor(cursor)
         return dg.SkipReason(f"no stale, new or removed participants ({summary})")

@@ -24,7 +24,7 @@ class ScanResult:
     to_request: dict[str, str] = field(default_factory=dict)  # participant -> content fingerprint
     ready: dict[str, str] = field(default_factory=dict)  # every settled participant (to_request too) -> fingerprint
     settling: list[str] = field(default_factory=list)  # files still changing: wait for the next scan
-    invalid: dict[str, str] = field(default_factory=dict)  # folder name -> problem
+    invalid: dict[str, str] = field(default_factory=dict)  # folder name -> problem (a copy of a registered one too)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # folders of participants removed from the study: skipped
     folders: list[str] = field(default_factory=list)  # every folder name found, valid or not
@@ -59,24 +59,24 @@ def raw_root_problem(root: Path, registered: int) -> str | None:
             "volume mounted (or HAR_HOME the right folder)? Nothing was changed; mount it and run again")
 
 
-def copies_of_registered(new: dict[str, str], known: dict[str, str]) -> dict[str, str]:
-    """New folder -> why it is refused: its files are identical to a registered participant's (a renamed or copied
-    folder). Registering it would put one person in the study twice, possibly in train and test at once."""
-    owner = {fp: pid for pid, fp in known.items()}
-    return {pid: f"same files as registered participant '{owner[fp]}' (renamed or copied?): not registered; rename "
-                 f"it back, or remove '{owner[fp]}' first (har participants remove)"
-            for pid, fp in new.items() if fp in owner and owner[fp] != pid}
+def _copy_of(owner: str) -> str:
+    return (f"same files as registered participant '{owner}' (renamed or copied?): not registered; rename it back, "
+            f"or remove '{owner}' first (har participants remove)")
 
 
 def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now: float | None = None,
-                  removed: set[str] | frozenset[str] = frozenset()) -> ScanResult:
+                  removed: set[str] | frozenset[str] = frozenset(),
+                  registered: dict[str, str | None] | None = None) -> ScanResult:
     """Classify every folder under `root` (folders named like a `removed` participant are skipped).
 
     A folder is ready once its files' sizes and mtimes are unchanged since the previous scan, or
     their newest mtime is older than `settle_s`. A ready folder whose content hash differs from
     the last one requested is returned in `to_request`; the caller confirms with the new state.
+    A new folder whose files are identical to a `registered` participant's (id -> content hash) is
+    `invalid`: registering it would put one person in the study twice, possibly in train and test.
     """
     previous = previous or {}
+    owners = {fp: pid for pid, fp in (registered or {}).items() if fp}
     seen_before: dict[str, dict] = previous.get("seen", {})
     requested: dict[str, str] = dict(previous.get("requested", {}))
     now = time.time() if now is None else now
@@ -105,6 +105,9 @@ def scan_raw_root(root: Path, previous: dict | None, settle_s: float = 10.0, now
             result.settling.append(pid)
             continue
         seen[pid] = {"sig": signature, "fp": fingerprint}
+        if pid not in (registered or {}) and fingerprint in owners:
+            result.invalid[pid] = _copy_of(owners[fingerprint])
+            continue
         result.ready[pid] = fingerprint
         if requested.get(pid) == fingerprint:
             result.unchanged.append(pid)
