@@ -47,6 +47,7 @@ import torch
 from mlflow import MlflowClient
 
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
+from har_assets.inference.predictor import request_samples
 from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.mlflow_model import log_bundle
@@ -54,7 +55,6 @@ from har_assets.ml.model import build_model
 from har_assets.ml.onnx_runtime import OnnxClassifier
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.serving.decoding import JSON, NPY, decode_predict, decode_windows
-from har_assets.serving.predictor import request_samples
 from har_assets.serving.schemas import PredictRequest, example_predict_payload
 from har_assets.signal.pipeline import preprocess_samples
 

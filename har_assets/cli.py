@@ -250,8 +250,8 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from har_assets.redaction import without_credentials
     from har_assets.serving.api import serve
-    from har_assets.serving.redaction import without_credentials
     from har_assets.serving.settings import ServeSettings, key_required_but_missing
 
     home = _home(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from har_assets.home import HarHome
+from har_assets.inference.names import registered_model_from_env
 from har_assets.orchestration.asset_store import store_resources
 from har_assets.orchestration.automation import overview_sensor, retrain_sensor, scoring_sensor
 from har_assets.orchestration.jobs import preprocess_job
@@ -22,7 +23,6 @@ from har_assets.orchestration.sensors import (
 from har_assets.orchestration.training import TRAINING_ASSETS, train_and_evaluate_job
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.orchestration.tuning import OptunaStorage, hyperparameter_search_job
-from har_assets.serving.settings import registered_model_from_env
 
 
 def build_resources(home: HarHome) -> dict:

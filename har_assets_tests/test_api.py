@@ -18,11 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from har_assets.config import PreprocessConfig
 from har_assets.home import HarHome
+from har_assets.inference.predictor import Predictor
 from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.mlflow_model import DIGEST_TAG
 from har_assets.raw.reader import read_participant
 from har_assets.serving.api import create_app
-from har_assets.serving.predictor import Predictor
 from har_assets.serving.settings import ServeSettings
 from har_assets_tests.modelstore import MODEL_NAME, ModelStore, train_bundle
 from har_assets_tests.rawfiles import write_participant
@@ -463,7 +463,7 @@ def test_a_model_saved_before_antialiasing_is_served_as_it_was_trained(tmp_path:
     """A bundle whose stored preprocessing config lacks `antialias_cutoff_ratio` (written before the field
     existed) is served with the old preprocessing (no low-pass before resampling), not today's default."""
     from har_assets.config import AccelUnit, GyroUnit
-    from har_assets.serving.predictor import request_samples
+    from har_assets.inference.predictor import request_samples
     from har_assets.signal.pipeline import preprocess_samples
 
     old = ModelStore(tmp_path / "mlflow")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from har_assets.config import PreprocessConfig
-from har_assets.serving.redaction import redact, without_credentials
+from har_assets.redaction import redact, without_credentials
 from har_assets.serving.schemas import example_predict_payload
 from har_assets_tests.stack import BIN, LOOPBACK, artifacts_dir, base_env, free_port, http_ok, processes, wait_until
 

@@ -6,9 +6,9 @@ import pytest
 from pydantic import BaseModel
 
 from har_assets.config import PreprocessConfig
+from har_assets.inference.drift import DriftThresholds
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig
-from har_assets.serving.drift import DriftThresholds
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

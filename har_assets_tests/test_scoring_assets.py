@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from har_assets.config import GravityMode, PreprocessConfig
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
+from har_assets.inference.drift import DriftThresholds, drift_report
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS, raw_recording
@@ -26,7 +27,6 @@ from har_assets.orchestration.scoring import (
 )
 from har_assets.raw.reader import read_participant
 from har_assets.serving.api import create_app
-from har_assets.serving.drift import DriftThresholds, drift_report
 from har_assets.serving.settings import ServeSettings
 from har_assets.signal.pipeline import preprocess
 from har_assets_tests.modelstore import ModelStore, train_bundle

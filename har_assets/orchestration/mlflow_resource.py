@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
+from har_assets.inference.names import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:  # imported where used: every run process loads this module, few need MLflow or torch
     import mlflow

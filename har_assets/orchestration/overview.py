@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from har_assets.inference.drift import DRIFT_CHECKS
 from har_assets.orchestration import automation
 from har_assets.orchestration.asset_store import TABLE_IO
 from har_assets.orchestration.check_gate import PREPROCESSING_CHECKS, check_keys, failing_checks
@@ -19,7 +20,6 @@ from har_assets.orchestration.tables import frame_table, tabular_metadata
 from har_assets.orchestration.training import ALL_PARTITIONS
 from har_assets.plots.cohort import channel_levels_png, class_distribution_png, correlation_png
 from har_assets.plots.png import png_markdown
-from har_assets.serving.drift import DRIFT_CHECKS
 from har_assets.signal.channel_stats import cohort_channels
 from har_assets.signal.windowing import WindowSet
 

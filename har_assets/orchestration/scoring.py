@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 from pydantic import create_model
 
+from har_assets.inference import timeline
+from har_assets.inference.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
 from har_assets.orchestration import automation
 from har_assets.orchestration.asset_store import TABLE_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, partitioned_specs
@@ -24,12 +26,10 @@ from har_assets.orchestration.tables import frame_table, rows_table, tabular_met
 from har_assets.plots.png import png_markdown
 from har_assets.plots.timeline import timeline_png, truth_intervals
 from har_assets.raw.recording import RawRecording
-from har_assets.serving import timeline
-from har_assets.serving.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
 from har_assets.signal.pipeline import preprocess
 
 if TYPE_CHECKING:
-    from har_assets.serving.predictor import LoadedModel
+    from har_assets.inference.predictor import LoadedModel
 
 GROUP = "scoring"
 
@@ -37,7 +37,7 @@ GROUP = "scoring"
 def load_champion(mlflow_tracking: MlflowTracking, version: str | None = None) -> "LoadedModel":
     """The version the champion alias points to now (or exactly `version`), from the same registry and
     under the same name and alias that `registered_model` writes; dg.Failure if there is none."""
-    from har_assets.serving.predictor import ModelUnavailable, Predictor
+    from har_assets.inference.predictor import ModelUnavailable, Predictor
 
     predictor = Predictor(mlflow_tracking.tracking_uri, mlflow_tracking.registered_model_name,
                           mlflow_tracking.champion_alias, version)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from har_assets.inference.timeline import classes_of
 from har_assets.plots.png import figure_png, new_figure
 from har_assets.plots.recording import class_colors
-from har_assets.serving.timeline import classes_of
 
 
 def timeline_png(frame: pl.DataFrame, title: str, truth: list[tuple[float, float, str]] | None = None) -> bytes:

@@ -1,1 +1,1 @@
-"""Serving the registered model: one Predictor shared by the HTTP API and the batch scoring assets (no Dagster)."""
+"""The HTTP app: a thin shell over `har_assets.inference` (no Dagster)."""

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from har_assets.config import PreprocessConfig
 from har_assets.errors import PipelineDataError
+from har_assets.inference.predictor import LoadedModel, ModelUnavailable, Predictor, request_samples
 from har_assets.serving.decoding import JSON, NPY, decode_predict, decode_windows
 from har_assets.serving.errors import (
     ApiError,
@@ -33,7 +34,6 @@ from har_assets.serving.errors import (
     request_validation_handler,
 )
 from har_assets.serving.metrics import MetricsMiddleware, ServingMetrics
-from har_assets.serving.predictor import LoadedModel, ModelUnavailable, Predictor, request_samples
 from har_assets.serving.schemas import (
     ModelRef,
     PredictRequest,

@@ -161,7 +161,7 @@ def example_predict_payload(cfg: PreprocessConfig) -> dict:
 
 @lru_cache(maxsize=8)
 def _example_windows(cfg_json: str) -> dict:
-    from har_assets.serving.predictor import request_samples
+    from har_assets.inference.predictor import request_samples
     from har_assets.signal.pipeline import preprocess_samples
 
     cfg = PreprocessConfig.model_validate_json(cfg_json)

@@ -9,16 +9,14 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from har_assets.home import HarHome
+from har_assets.inference.names import ALIAS_VAR, DEFAULT_ALIAS, DEFAULT_MODEL_NAME, MODEL_NAME_VAR
 from har_assets.serving.schemas import MAX_SAMPLES_CAP, MAX_WINDOWS_CAP
-
-DEFAULT_MODEL_NAME = "har-activity"
-DEFAULT_ALIAS = "champion"
 
 # setting -> environment variable
 ENV_VARS = {
     "tracking_uri": "MLFLOW_TRACKING_URI",
-    "model_name": "HAR_MODEL_NAME",
-    "alias": "HAR_MODEL_ALIAS",
+    "model_name": MODEL_NAME_VAR,
+    "alias": ALIAS_VAR,
     "version": "HAR_MODEL_VERSION",
     "poll_seconds": "HAR_MODEL_POLL_SECONDS",
     "api_key": "HAR_API_KEY",
@@ -30,14 +28,6 @@ ENV_VARS = {
     "concurrency": "HAR_CONCURRENT_REQUESTS",
     "max_queued": "HAR_MAX_QUEUED",
 }
-
-
-def registered_model_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """(registered model name, alias) from HAR_MODEL_NAME / HAR_MODEL_ALIAS: what training registers
-    and promotes, and what the scoring assets and the API load."""
-    env = os.environ if env is None else env
-    return (env.get(ENV_VARS["model_name"], "").strip() or DEFAULT_MODEL_NAME,
-            env.get(ENV_VARS["alias"], "").strip() or DEFAULT_ALIAS)
 
 
 class ServeSettings(BaseModel):

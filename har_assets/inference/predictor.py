@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
+from har_assets.inference.names import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
 from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.mlflow_model import DIGEST_TAG, load_bundle
 from har_assets.ml.onnx_runtime import OnnxClassifier, TorchClassifier, cpu_classifier
@@ -30,8 +31,7 @@ from har_assets.raw.recording import (
     GYRO_TO_SI,
     RawRecording,
 )
-from har_assets.serving.redaction import redact, without_credentials
-from har_assets.serving.settings import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
+from har_assets.redaction import redact, without_credentials
 from har_assets.signal.fusion import FusionStats, SensorSamples
 from har_assets.signal.pipeline import preprocess_samples
 from har_assets.signal.windowing import WindowSet
@@ -249,7 +249,7 @@ class Predictor:
                 if current is not None and current.version == version:
                     self.last_error = None
                     return False
-                loaded = load_model_version(self.tracking_uri, self.name, version, self.alias)
+                loaded = load_model_version(self.tracking_uri, self.name, version, self.alias, self.threads)
                 loaded.warm_up()
             except ModelUnavailable as exc:
                 self._failed(str(exc))

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
-    from har_assets.serving.predictor import LoadedModel, WindowPredictions
+    from har_assets.inference.predictor import LoadedModel, WindowPredictions
 
 PROBA_PREFIX = "p_"
 
