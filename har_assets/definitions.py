@@ -11,7 +11,8 @@ from har_assets.orchestration.automation import overview_sensor, retrain_sensor,
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.overview import OVERVIEW_ASSETS
-from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS, ParticipantRemoval
+from har_assets.orchestration.participant_removal import ParticipantRemoval
+from har_assets.orchestration.partitions import STUDY_PARTICIPANTS
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.scoring import SCORING_ASSETS, build_scoring_resources

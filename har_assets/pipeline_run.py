@@ -19,8 +19,7 @@ from har_assets.orchestration.asset_store import JSON_IO, TABLE_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
 from har_assets.orchestration.freshness import latest_materializations, metadata_value, stale_participants
 from har_assets.orchestration.overview import OVERVIEW_ASSETS, cohort_overview
-from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
-from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.partitions import STUDY_PARTICIPANTS, participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.scoring import SCORING_ASSETS, predictions_version
 from har_assets.orchestration.training import (

@@ -14,9 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from har_assets.orchestration.dagster_internals import AssetCheckExecutionRecordStatus, PartitionKeyFilter
 from har_assets.orchestration.partitions import participants
 from har_assets.signal import checks
 

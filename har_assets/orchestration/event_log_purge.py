@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 import sqlalchemy as db
-from dagster._core.storage.event_log.schema import (
+
+from har_assets.orchestration.dagster_internals import (
     AssetCheckExecutionsTable,
     AssetEventTagsTable,
     AssetKeyTable,
     SqlEventLogStorageTable,
 )
-from dagster._serdes import serialize_value
 
 
 @dataclass(frozen=True)
@@ -78,5 +78,5 @@ def _refresh_asset_cache(instance: dg.DagsterInstance, asset_keys: list[dg.Asset
     with instance.event_log_storage.index_connection() as conn:  # SQLite allows one writer at a time
         for key, records in latest.items():
             conn.execute(AssetKeyTable.update().where(AssetKeyTable.c.asset_key == key.to_string()).values(
-                last_materialization=serialize_value(records[0]) if records else None,
+                last_materialization=dg.serialize_value(records[0]) if records else None,
                 last_run_id=records[0].run_id if records else None, cached_status_data=None))

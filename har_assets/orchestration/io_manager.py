@@ -57,6 +57,10 @@ class HarStoreIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
         stem = self._base_path.joinpath(*asset_key.path)
         return stem / f"{partition or UNPARTITIONED}{self.extension}"
 
+    def partition_paths(self, context: dg.InputContext | dg.OutputContext) -> dict[str, UPath]:
+        """The object of each partition of the step."""
+        return {pid: self.path_of(context.asset_key, pid) for pid in context.asset_partition_keys}
+
     def exists(self, asset_key: dg.AssetKey, partition: str | None = None) -> bool:
         return self.path_of(asset_key, partition).exists()
 
@@ -95,7 +99,7 @@ class HarStoreIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
         keys = context.asset_partition_keys
         if len(keys) == 1:
             return super().load_partitions(context)
-        paths = self._get_paths_for_partitions(context)
+        paths = self.partition_paths(context)
         allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
         context.log.debug(f"loading {len(keys)} partitions of {context.asset_key.to_user_string()} "
                           f"from {self._base_path}")
@@ -120,7 +124,7 @@ class HarStoreIOManager(dg.ConfigurableIOManager, dg.UPathIOManager):
         if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
             super().handle_output(context, obj)
             return
-        paths = self._get_paths_for_partitions(context)
+        paths = self.partition_paths(context)
         if not isinstance(obj, dict) or set(obj) != set(paths):
             raise TypeError(f"a step over {len(paths)} partitions of {context.asset_key.to_user_string()} "
                             "must return a dict with exactly those partitions")

@@ -66,9 +66,7 @@ def by_participant(context: dg.AssetExecutionContext, upstream: T | Mapping[str,
 
 def _evaluation(asset: dg.AssetKey, pid: str, outcome: CheckOutcome,
                 target: dg.EventLogRecord | None) -> dg.AssetCheckEvaluation:
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-        AssetCheckEvaluationTargetMaterializationData,
-    )
+    from har_assets.orchestration.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 
     return dg.AssetCheckEvaluation(
         asset_key=asset, check_name=outcome.name, passed=outcome.passed, partition=pid, blocking=outcome.blocking,

@@ -15,6 +15,7 @@ import dagster as dg
 
 from har_assets.home import HarHome
 from har_assets.objectstore import store_path
+from har_assets.orchestration.partitions import STUDY_PARTICIPANTS, participants
 from har_assets.raw.removal import (
     RemovalRecord,
     RemovalStateError,
@@ -28,13 +29,6 @@ from har_assets.raw.removal import (
 
 if TYPE_CHECKING:
     from har_assets.orchestration.mlflow_resource import MlflowTracking
-
-STUDY_PARTICIPANTS = dg.AssetSpec(
-    "study_participants", group_name="training", kinds={"python"},
-    description="The study's participants. Not computed: each removal or restore (`har participants remove`, "
-                "raw folder) reports a materialization naming who was removed, by whom, why and what was "
-                "archived; dataset_split follows it, so the next model is trained without them.")
-
 
 class ParticipantRemoval(dg.ConfigurableResource):
     """The asset store, where removed participants' assets are archived, and the audit records (folders or
@@ -83,7 +77,6 @@ def remove_from_instance(instance: dg.DagsterInstance, removal: ParticipantRemov
                          reason: str) -> RemovalRecord | None:
     """`har participants remove`: audit and archive (once), delete the partition, report the registry change.
     None if the participant is neither registered nor already removed."""
-    from har_assets.orchestration.partitions import participants
 
     registered = participant in instance.get_dynamic_partitions(participants.name)
     previous = removal.removed({participant}).get(participant)
@@ -111,7 +104,6 @@ def restore_to_instance(instance: dg.DagsterInstance, removal: ParticipantRemova
     """`har participants restore`: the archived assets back in place, the partition registered again (its event
     history was never deleted, so it is up to date as it was), the registry change reported (the next split
     includes it again)."""
-    from har_assets.orchestration.partitions import participants
 
     restored = removal.restore(participant, by=by)
     instance.add_dynamic_partitions(participants.name, [participant])
@@ -128,7 +120,6 @@ def purge_everywhere(instance: dg.DagsterInstance, removal: ParticipantRemoval, 
     examples, figures and keys naming it) and record what went in its audit record."""
     from har_assets.ml.mlflow_purge import purge_participant
     from har_assets.orchestration.event_log_purge import purge_partition_events
-    from har_assets.orchestration.partitions import participants
 
     if participant in instance.get_dynamic_partitions(participants.name):
         raise RemovalStateError(f"'{participant}' is still in the study: remove it first "

@@ -10,16 +10,19 @@ run failed, frees its queue slot and pool slots, and the instance's run retries 
 server that does not answer (restarting) means "cannot tell yet", so a live run is never failed
 for a network blip.
 
-Dagster's launcher health API (`CheckRunHealthResult`, `WorkerStatus`) and its gRPC request type are
-not exported publicly in 1.13; this module is the one place that imports them.
+Dagster's launcher health API and its gRPC request type are not public in 1.13 (`dagster_internals`).
 """
 
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
-from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
-from dagster_shared.serdes import deserialize_value
+
+from har_assets.orchestration.dagster_internals import (
+    CanCancelExecutionRequest,
+    CanCancelExecutionResult,
+    CheckRunHealthResult,
+    WorkerStatus,
+)
 
 HEALTH_TIMEOUT_S = 10
 
@@ -40,7 +43,7 @@ class CodeServerRunLauncher(dg.DefaultRunLauncher):
                                                 timeout=HEALTH_TIMEOUT_S)
         except Exception as exc:
             return CheckRunHealthResult(WorkerStatus.RUNNING, f"code server not answering ({type(exc).__name__})")
-        if deserialize_value(reply, CanCancelExecutionResult).can_cancel:
+        if dg.deserialize_value(reply, CanCancelExecutionResult).can_cancel:
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         return CheckRunHealthResult(WorkerStatus.FAILED, "the code server no longer executes this run: its "
                                     "worker process died (killed, out of memory, or the server restarted)")

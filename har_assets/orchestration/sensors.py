@@ -10,8 +10,8 @@ import dagster as dg
 
 from har_assets.orchestration.freshness import config_fingerprint, stale_participants
 from har_assets.orchestration.jobs import preprocess_job
-from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS, ParticipantRemoval, registry_event
-from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.participant_removal import ParticipantRemoval, registry_event
+from har_assets.orchestration.partitions import STUDY_PARTICIPANTS, participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.sensor_status import default_status
@@ -103,7 +103,7 @@ def backfill_request(pids: list[str]) -> dg.RunRequest:
     """A request that the daemon turns into an asset backfill of the preprocessing assets over `pids`, batched
     by their backfill policy (what "Materialize" of these partitions in the UI creates). Dagster keeps the
     constructor private in 1.13 (its argument, AssetGraphSubset, is not public API)."""
-    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+    from har_assets.orchestration.dagster_internals import AssetGraphSubset
 
     subset = participants.empty_subset().with_partition_keys(pids)
     graph = AssetGraphSubset(partitions_subsets_by_asset_key=dict.fromkeys(sorted(PREPROCESSING_KEYS), subset),

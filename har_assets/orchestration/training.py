@@ -37,8 +37,7 @@ from har_assets.orchestration.asset_store import JSON_IO, WINDOWS_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks
 from har_assets.orchestration.freshness import latest_materializations, metadata_value
 from har_assets.orchestration.mlflow_resource import MlflowTracking
-from har_assets.orchestration.participant_removal import STUDY_PARTICIPANTS
-from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.partitions import STUDY_PARTICIPANTS, participants
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.retries import TRANSIENT_RETRY
 from har_assets.orchestration.tables import rows_table
