@@ -52,6 +52,7 @@ from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.mlflow_model import log_bundle
 from har_assets.ml.model import build_model
+from har_assets.ml.onnx_export import export_graph
 from har_assets.ml.onnx_runtime import OnnxClassifier
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.serving.decoding import JSON, NPY, decode_predict, decode_windows
@@ -146,7 +147,8 @@ def _runtimes(model: torch.nn.Module, n_channels: int, window: int) -> dict[str,
     except Exception as exc:
         out["torch.compile (inductor)"] = f"unavailable: {type(exc).__name__}: {str(exc)[:120]}"
     try:
-        out["ONNX Runtime, 1 thread (served)"] = OnnxClassifier(model, window, n_channels, threads=1).predict_proba
+        graph = export_graph(model, window, n_channels).onnx
+        out["ONNX Runtime, 1 thread (served)"] = OnnxClassifier(graph, threads=1).predict_proba
     except Exception as exc:
         out["ONNX Runtime, 1 thread (served)"] = f"unavailable: {type(exc).__name__}: {str(exc)[:160]}"
     return out
@@ -190,7 +192,7 @@ def bench_breakdown(bundle: ModelBundle, body: bytes, batch: bytes, budget_s: fl
 
     X = to_windows()
     X256 = decode_windows(batch, JSON, 1024, shape)
-    served = OnnxClassifier(bundle.model, *shape, threads=1)
+    served = OnnxClassifier(export_graph(bundle.model, *shape).onnx, threads=1)
 
     def model(windows: np.ndarray) -> np.ndarray:
         return served.predict_proba(bundle.scaler.transform(windows))

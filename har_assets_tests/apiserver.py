@@ -16,8 +16,10 @@ from har_assets_tests.stack import BIN, LOOPBACK, artifacts_dir, base_env, free_
 
 
 @contextlib.contextmanager
-def serving(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Iterator[tuple[str, int]]:
-    """(base URL, server pid) of `har serve` with the production defaults (and `env`) until the block ends."""
+def serving(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str, **env: str
+            ) -> Iterator[tuple[str, int]]:
+    """(base URL, server pid) of `har serve` with the production defaults (and `args`, `env`) until the block
+    ends."""
     cfg = PreprocessConfig()
     folder: Path = tmp_path_factory.mktemp(name)
     recs = [read_participant(write_participant(folder / "raw" / p, seconds=s), cfg) for p, s in (("p01", 30),
@@ -29,6 +31,6 @@ def serving(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> 
     base = f"http://{LOOPBACK}:{port}"
     with processes(artifacts_dir(tmp_path_factory, name)) as procs:
         service = procs.start("har-serve", [str(BIN / "har"), "serve", "--host", LOOPBACK, "--port", str(port),
-                                            "--tracking-uri", store.uri, "--poll-seconds", "0"], base_env(**env))
+                                            "--tracking-uri", store.uri, "--poll-seconds", "0", *args], base_env(**env))
         wait_until("har serve to be ready", http_ok(f"{base}/ready"), 120, procs, interval_s=0.5)
         yield base, service.proc.pid

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 import numpy as np
@@ -17,11 +18,14 @@ from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from har_assets.config import PreprocessConfig
 from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
-from har_assets.ml.mlflow_model import log_bundle, record_digest
+from har_assets.ml.inference_bundle import GRAPH_FILE, PARITY_FILE
+from har_assets.ml.mlflow_model import ARTIFACT_KEY, DIGEST_TAG, bundle_digest, log_bundle, record_digest
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.training import train_model
+from har_assets.raw.reader import read_participant
 from har_assets.raw.recording import RawRecording
 from har_assets.signal.pipeline import preprocess
+from har_assets_tests.rawfiles import write_participant
 
 MODEL_NAME = "har-activity"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
@@ -112,3 +116,30 @@ class ModelStore:
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.name, alias, version)
+
+    def bundle_folder(self, version: str) -> Path:
+        """The registered version's bundle folder in the store's (local) artifact root."""
+        uri = self.client().get_model_version_download_uri(self.name, version)
+        return Path(unquote(urlparse(uri).path)) / "artifacts" / ARTIFACT_KEY
+
+    def remove_graph(self, version: str) -> None:
+        """Make `version` what a version registered before ONNX graphs were exported is: its bundle without the
+        graph, under the content hash of those files."""
+        folder = self.bundle_folder(version)
+        (folder / GRAPH_FILE).unlink()
+        (folder / PARITY_FILE).unlink()
+        self.client().set_model_version_tag(self.name, version, DIGEST_TAG, bundle_digest(folder))
+
+
+def two_versions(folder: Path, cfg: PreprocessConfig) -> tuple[ModelStore, list[ModelBundle]]:
+    """Two tiny models trained on two written participants and registered in `folder/mlflow`; version 1 is the
+    champion."""
+    recs = [read_participant(write_participant(folder / "raw" / p, seconds=s), cfg) for p, s in (("p01", 30),
+                                                                                              ("p02", 25))]
+    store = ModelStore(folder / "mlflow")
+    bundles = []
+    for seed in (0, 1):
+        bundle, X = train_bundle(recs, cfg, seed=seed)
+        store.register(bundle, X, {"macro_f1": 0.5}, alias="champion" if seed == 0 else None)
+        bundles.append(bundle)
+    return store, bundles

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from har_assets.config import PreprocessConfig
 from har_assets.home import HarHome
 from har_assets.inference.predictor import Predictor
-from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.inference_bundle import InferenceBundle
 from har_assets.ml.mlflow_model import DIGEST_TAG
 from har_assets.raw.reader import read_participant
 from har_assets.serving.api import create_app
@@ -140,7 +140,7 @@ def test_status_and_model_endpoints(client: TestClient, models: dict) -> None:
     assert info["classes"] == models["first"].classes
     assert info["preprocess_config"] == CFG.model_dump(mode="json")
     assert info["channels"] == list(CFG.channels) and info["window_size"] == 200
-    assert info["runtime"] == "onnxruntime" and info["runtime_note"] is None  # the export matched PyTorch
+    assert info["runtime"] == "onnxruntime" and info["runtime_note"] is None  # the bundle's own graph
 
 
 def _sensor(example: dict, sensor: str, **changes) -> dict:
@@ -418,7 +418,7 @@ def test_a_request_keeps_the_model_it_started_with(moving: ModelStore, models: d
     assert held.version == "1" and predictor.require().version == "2"
     X = models["X"][:4]
     np.testing.assert_allclose(held.predict_windows(X), models["first"].predict_windows(X), atol=1e-6)
-    assert isinstance(held.bundle, ModelBundle) and held.bundle is not predictor.require().bundle
+    assert isinstance(held.bundle, InferenceBundle) and held.bundle is not predictor.require().bundle
 
 
 def test_concurrent_model_calls_are_safe(store: ModelStore, models: dict) -> None:

@@ -4,8 +4,9 @@
 `refresh()` loads a new version completely and then swaps one reference, so a caller that took
 `predictor.require()` keeps using the same immutable `LoadedModel` until it is done, while new
 callers get the new one. Raw samples become windows through `har_assets.signal.pipeline.preprocess_samples`
-and probabilities through the bundle's scaler and its network on ONNX Runtime (`har_assets.ml.onnx_runtime`,
-PyTorch where the export is refused); nothing here re-implements preprocessing.
+and probabilities through the bundle's scaler and its ONNX graph on ONNX Runtime (`har_assets.ml.onnx_runtime`);
+nothing here re-implements preprocessing, and nothing here needs torch or onnx for a model registered with its
+graph.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +25,10 @@ from mlflow.exceptions import MlflowException
 
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
 from har_assets.inference.names import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
-from har_assets.ml.bundle import ModelBundle
-from har_assets.ml.mlflow_model import DIGEST_TAG, load_bundle
-from har_assets.ml.onnx_runtime import OnnxClassifier, TorchClassifier, cpu_classifier
+from har_assets.ml.bundle_runtime import bundle_runtime
+from har_assets.ml.inference_bundle import InferenceBundle
+from har_assets.ml.mlflow_model import DIGEST_TAG, verified_bundle
+from har_assets.ml.onnx_runtime import Classifier
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
@@ -91,9 +94,9 @@ class LoadedModel:
     alias: str | None
     run_id: str | None
     metrics: dict[str, float]
-    bundle: ModelBundle
-    runtime: OnnxClassifier | TorchClassifier  # runs bundle.model on scaled windows
-    runtime_note: str | None = None  # why ONNX Runtime was not used
+    bundle: InferenceBundle
+    runtime: Classifier  # runs the network on scaled windows
+    runtime_note: str | None = None  # why the runtime is not the bundle's own ONNX graph (None: it is)
     bundle_sha256: str | None = None  # checked against the registry's record; None: registered unverified
     loaded_at: float = field(default_factory=time.time)
 
@@ -107,8 +110,7 @@ class LoadedModel:
 
     @property
     def window_shape(self) -> tuple[int, int]:
-        cfg = self.bundle.preprocess
-        return cfg.window_size, len(cfg.channels)
+        return self.bundle.window_shape
 
     def predict_recording(self, raw: RawRecording) -> WindowPredictions:
         """Preprocess with the model's own config (the assets' code path) and predict every window.
@@ -177,17 +179,18 @@ def load_model_version(tracking_uri: str, name: str, version: str, alias: str | 
     """Load one registered version (bundle, run metrics) from the given MLflow store, never unpickling anything;
     a version whose bundle differs from the content hash recorded at registration is refused
     (BundleIntegrityError). A version registered without a hash (before hashes existed) loads unverified.
-    It runs on ONNX Runtime with `threads` intra-op threads (see har_assets.ml.onnx_runtime)."""
+    It runs its ONNX graph on ONNX Runtime with `threads` intra-op threads, without torch; a version without a
+    usable graph needs torch (RuntimeUnavailable otherwise; see har_assets.ml.bundle_runtime)."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     mv = client.get_model_version(name, version)
     digest = mv.tags.get(DIGEST_TAG)
-    bundle = load_bundle(client.get_model_version_download_uri(name, mv.version), digest, tracking_uri)
+    with verified_bundle(client.get_model_version_download_uri(name, mv.version), digest, tracking_uri) as folder:
+        bundle = InferenceBundle.read(folder)
+        runtime, note = bundle_runtime(folder, bundle, threads, f"version {mv.version} of registered model '{name}'")
     try:
         metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
     except MlflowException:  # the run was deleted: the model still serves
         metrics = {}
-    cfg = bundle.preprocess
-    runtime, note = cpu_classifier(bundle.model, cfg.window_size, len(cfg.channels), threads)
     return LoadedModel(name=name, version=str(mv.version), alias=alias, run_id=mv.run_id, metrics=metrics,
                        bundle=bundle, bundle_sha256=digest, runtime=runtime, runtime_note=note)
 
@@ -204,6 +207,7 @@ class Predictor:
         self.version = version
         self.last_error: str | None = None
         self._model: LoadedModel | None = None
+        self._listeners: list[Callable[[LoadedModel], None]] = []
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -216,6 +220,13 @@ class Predictor:
     def model(self) -> LoadedModel | None:
         """The model now served (None before one was loaded)."""
         return self._model
+
+    def on_swap(self, listener: Callable[[LoadedModel], None]) -> None:
+        """Call `listener(model)` with the model served now, if any, and with each one swapped in later."""
+        with self._refresh_lock:
+            self._listeners.append(listener)
+            if self._model is not None:
+                listener(self._model)
 
     def require(self) -> LoadedModel:
         """The model now served; keep the returned object for the whole request."""
@@ -259,6 +270,8 @@ class Predictor:
                 return False
             self._model = loaded  # the swap: one reference assignment
             self.last_error = None
+            for listener in self._listeners:
+                listener(loaded)
             return True
 
     def _failed(self, reason: str) -> None:

@@ -1,12 +1,14 @@
-"""Everything serving needs, kept together: weights, architecture, preprocessing config, scaler, classes.
+"""Everything serving needs, kept together: weights, architecture, preprocessing config, scaler, classes, and the
+network exported to ONNX.
 
 A bundle is a folder; it is logged inside the MLflow model so that serving uses exactly the
-preprocessing the model was trained with.
+preprocessing the model was trained with. This class (training, evaluation, the champion gate) needs
+torch; serving and scoring read the folder's other parts without it (`har_assets.ml.inference_bundle`).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +18,12 @@ import torch
 from har_assets.config import PreprocessConfig
 from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.inference import predict_proba
+from har_assets.ml.inference_bundle import WEIGHTS_FILE, InferenceBundle, check_channels
 from har_assets.ml.model import CnnBiLstm, build_model
+from har_assets.ml.onnx_export import export_graph
 from har_assets.ml.scaler import ChannelScaler
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,29 +35,37 @@ class ModelBundle:
     classes: list[str]
 
     def __post_init__(self) -> None:
-        if tuple(self.scaler.channels) != tuple(self.preprocess.channels):
-            raise ValueError(f"scaler channels {self.scaler.channels} differ from the preprocessing channels "
-                             f"{self.preprocess.channels}")
+        check_channels(self.scaler, self.preprocess)
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        """(window_size, channels) of the windows the model takes."""
+        return self.preprocess.window_size, len(self.preprocess.channels)
 
     def predict_windows(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, classes) of *unscaled* windows as the preprocessing produces them."""
         return predict_proba(self.model, self.scaler.transform(X))
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path) -> str | None:
+        """Write the bundle folder, with the network exported to ONNX and checked against it (`export_graph`);
+        returns why the folder holds no graph (the export was refused), None when it holds one."""
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(self.model.state_dict(), folder / "weights.pt")
-        (folder / "model_config.json").write_text(self.model_config.model_dump_json(indent=2))
-        (folder / "preprocess_config.json").write_text(self.preprocess.model_dump_json(indent=2))
-        self.scaler.save(folder / "scaler.json")
-        (folder / "classes.json").write_text(json.dumps(self.classes))
+        torch.save(self.model.state_dict(), folder / WEIGHTS_FILE)
+        try:
+            graph, refused = export_graph(self.model, *self.window_shape), None
+        except Exception as exc:  # an architecture the exporter cannot take still serves, on PyTorch
+            graph, refused = None, f"{type(exc).__name__}: {exc}"
+            log.warning("the bundle holds no ONNX graph, serving it needs PyTorch: %s", refused)
+        InferenceBundle(model_config=self.model_config, preprocess=self.preprocess, scaler=self.scaler,
+                        classes=self.classes, graph=graph).write(folder)
+        return refused
 
     @classmethod
     def load(cls, folder: Path) -> ModelBundle:
-        model_config = ModelConfig.model_validate_json((folder / "model_config.json").read_text())
-        preprocess = PreprocessConfig.from_stored((folder / "preprocess_config.json").read_text())
-        classes = json.loads((folder / "classes.json").read_text())
-        model = build_model(model_config, len(preprocess.channels), len(classes))
-        model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
+        """The folder's bundle, its weights read with torch.load(weights_only=True) (no pickled code)."""
+        part = InferenceBundle.read(folder)
+        model = build_model(part.model_config, len(part.preprocess.channels), len(part.classes))
+        model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         model.eval()
-        return cls(model=model, model_config=model_config, preprocess=preprocess,
-                   scaler=ChannelScaler.load(folder / "scaler.json"), classes=classes)
+        return cls(model=model, model_config=part.model_config, preprocess=part.preprocess, scaler=part.scaler,
+                   classes=part.classes)

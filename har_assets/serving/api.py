@@ -6,11 +6,10 @@ import asyncio
 import copy
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 import numpy as np
-import torch
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -33,7 +32,7 @@ from har_assets.serving.errors import (
     http_error_handler,
     request_validation_handler,
 )
-from har_assets.serving.metrics import MetricsMiddleware, ServingMetrics
+from har_assets.serving.metrics import MetricsMiddleware, ServingMetrics, worker_metrics_dir
 from har_assets.serving.schemas import (
     ModelRef,
     PredictRequest,
@@ -178,14 +177,13 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
     predictor = predictor or Predictor(settings.tracking_uri, settings.model_name, settings.alias, settings.version,
                                        settings.torch_threads)
     metrics = ServingMetrics()
+    predictor.on_swap(metrics.show_model)
     # parsing, validation and the model run as jobs of this queue: in arrival order, at most
     # `settings.concurrency` at once, a large body in a worker thread (see WorkQueue)
     work = WorkQueue(settings.concurrency, settings.max_queued)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
         await run_in_threadpool(predictor.refresh)
         predictor.start_polling(settings.poll_seconds)
         try:
@@ -193,6 +191,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         finally:
             predictor.stop_polling()
             await work.close()
+            metrics.close()
 
     # /docs and /redoc with Swagger UI / ReDoc served by the app itself: no CDN, works offline
     app = FastAPIOffline(title="HAR inference API", version="1", description=DESCRIPTION, lifespan=lifespan)
@@ -304,7 +303,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
     @app.get("/metrics", tags=["status"], summary="Prometheus metrics", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     def prometheus_metrics() -> Response:
-        return Response(metrics.render(predictor), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     _install_openapi(app, predictor)
     return app
@@ -316,8 +315,10 @@ def app_from_env() -> FastAPI:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
-    """Run the API with uvicorn (blocking); each worker process reads its settings from the environment."""
+    """Run the API with uvicorn (blocking); each worker process reads its settings from the environment. Several
+    workers share their metrics through a folder of their own (one process needs none)."""
     import uvicorn
 
-    uvicorn.run("har_assets.serving.api:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+    with worker_metrics_dir() if workers > 1 else nullcontext():
+        uvicorn.run("har_assets.serving.api:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)

@@ -1,26 +1,70 @@
-"""Prometheus metrics of the inference service (one registry per app, so apps never share counters)."""
+"""Prometheus metrics of the inference service (one registry per app, so apps never share counters).
+
+With several worker processes (`har serve --workers N`) each worker writes its values to files in
+$PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode) and /metrics shows the sum over all of them.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from har_assets.inference.predictor import Predictor
+from har_assets.inference.predictor import LoadedModel
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # status code -> error kind (a handler may name a finer kind in scope["state"]["error_kind"])
 ERROR_KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                413: "too_large", 422: "validation", 503: "no_model"}
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess() -> bool:
+    """Whether this process's metrics go to $PROMETHEUS_MULTIPROC_DIR, to be summed with other workers'."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+@contextmanager
+def worker_metrics_dir() -> Iterator[Path]:
+    """A new, empty, private folder in $PROMETHEUS_MULTIPROC_DIR for the worker processes started in the block
+    (they inherit it), removed at its end. A folder set before is not used: files another server left there
+    would add to the counts."""
+    previous = os.environ.get(MULTIPROC_ENV)
+    folder = Path(tempfile.mkdtemp(prefix="har-metrics-"))  # mode 0700
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
 
 
 class ServingMetrics:
-    """Requests, latency, errors by kind, predicted windows per class, and the model version served."""
+    """Requests, latency, errors by kind, predicted windows per class, and the model version served.
+
+    The model gauges are set when a model is swapped in (`show_model`). With several workers a gauge shows the
+    highest value over the live workers: `har_model_info` is 1 for each version some worker serves (and, like
+    in one process, 0 for one served before: a worker's file cannot drop a label set)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry()  # where the metrics are registered; not what /metrics shows if
+        # multiprocess(): that is a fresh registry collecting every worker's files
+        self.exposed = self.registry
+        if multiprocess():
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)
+        self._shown: tuple[str, str, str] | None = None  # model_info's labels of the model shown
         self.requests = Counter("har_http_requests", "HTTP requests by endpoint, method and status.",
                                 ["endpoint", "method", "status"], registry=self.registry)
         self.latency = Histogram("har_http_request_duration_seconds", "Request latency by endpoint.",
@@ -29,11 +73,11 @@ class ServingMetrics:
         self.predictions = Counter("har_predicted_windows", "Windows predicted, by predicted class.",
                                    ["label"], registry=self.registry)
         self.model_info = Gauge("har_model_info", "The model version served (1 for the one served).",
-                                ["name", "version", "alias"], registry=self.registry)
+                                ["name", "version", "alias"], registry=self.registry, multiprocess_mode="livemax")
         self.model_version = Gauge("har_model_version", "Version number of the model served (0: none).",
-                                   registry=self.registry)
+                                   registry=self.registry, multiprocess_mode="livemax")
         self.model_loaded_at = Gauge("har_model_loaded_timestamp_seconds", "When the served model was loaded.",
-                                     registry=self.registry)
+                                     registry=self.registry, multiprocess_mode="livemax")
 
     def count_predictions(self, labels: Iterable[str]) -> None:
         counts: dict[str, int] = {}
@@ -42,17 +86,23 @@ class ServingMetrics:
         for label, n in counts.items():
             self.predictions.labels(label=label).inc(n)
 
-    def render(self, predictor: Predictor) -> bytes:
-        """The exposition text, with the model gauges set to what is served right now."""
-        model = predictor.model
-        self.model_info.clear()
-        if model is None:
-            self.model_version.set(0)
-        else:
-            self.model_info.labels(name=model.name, version=model.version, alias=model.alias or "").set(1)
-            self.model_version.set(float(model.version) if model.version.isdigit() else 0)
-            self.model_loaded_at.set(model.loaded_at)
-        return generate_latest(self.registry)
+    def show_model(self, model: LoadedModel) -> None:
+        """Set the model gauges to `model`, served from now on."""
+        if self._shown is not None:
+            self.model_info.labels(*self._shown).set(0)
+        self._shown = (model.name, model.version, model.alias or "")
+        self.model_info.labels(*self._shown).set(1)
+        self.model_version.set(float(model.version) if model.version.isdigit() else 0)
+        self.model_loaded_at.set(model.loaded_at)
+
+    def close(self) -> None:
+        """At the worker's exit: drop its live gauges from the sums (its counts stay in them)."""
+        if multiprocess():
+            mark_process_dead(os.getpid())
+
+    def render(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.exposed)
 
 
 class MetricsMiddleware:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from har_assets.home import HarHome
 from har_assets.inference.names import ALIAS_VAR, DEFAULT_ALIAS, DEFAULT_MODEL_NAME, MODEL_NAME_VAR
 from har_assets.serving.schemas import MAX_SAMPLES_CAP, MAX_WINDOWS_CAP
+from har_assets.settings import HarSettings
 
 # setting -> environment variable
 ENV_VARS = {
@@ -61,7 +62,7 @@ class ServeSettings(BaseModel):
         """Settings from environment variables (see ENV_VARS); the tracking URI defaults to HAR_HOME's store."""
         env = os.environ if env is None else env
         values: dict[str, str] = {name: env[var] for name, var in ENV_VARS.items() if env.get(var, "").strip()}
-        values.setdefault("tracking_uri", (home or HarHome.from_env()).local_mlflow_uri())
+        values.setdefault("tracking_uri", (home or HarSettings().har_home()).local_mlflow_uri())
         return cls.model_validate(values)
 
 
