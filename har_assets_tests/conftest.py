@@ -20,8 +20,8 @@ MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 @pytest.fixture(scope="module", autouse=True)
 def mlflow_env_stays_in_its_module():
-    """`mlflow.set_tracking_uri`/`set_registry_uri` (the MlflowTracking resource calls them, as a run process
-    does) also export the URIs as environment variables; restore them so no module sees another's store."""
+    """`mlflow.set_tracking_uri`/`set_registry_uri` (test helpers call them) also export the URIs as environment
+    variables; restore them so no module sees another's store."""
     saved = {var: os.environ.get(var) for var in MLFLOW_ENV}
     yield
     for var, value in saved.items():

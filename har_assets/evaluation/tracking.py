@@ -8,32 +8,18 @@ fold runs the per-epoch curves, the test scores and per-class F1.
 
 from __future__ import annotations
 
-import re
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from har_assets.ml.crossval import FoldResult
 from har_assets.ml.metrics import confusion_matrix_png
-from har_assets.ml.mlflow_store import ensure_sqlite_folder, experiment_id
+from har_assets.ml.mlflow_store import create_run, ensure_sqlite_folder, experiment_id, flat_params, log_batch
 from har_assets.ml.variants import Variant
 
 DEFAULT_EXPERIMENT = "har-evaluate"
-
-
-def _flat(prefix: str, values: dict[str, Any]) -> dict[str, str]:
-    return {f"{prefix}.{k}": ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
-            for k, v in values.items()}
-
-
-def _finite(values: dict[str, float | None]) -> dict[str, float]:
-    """MLflow-safe metric names; None and NaN dropped."""
-    return {re.sub(r"[^\w\-./ ]", "_", k): float(v) for k, v in values.items() if v is not None and v == v}
+MAX_PARAM_LENGTH = 6000  # MLflow refuses longer param values
 
 
 class EvaluationTracker:
@@ -47,18 +33,12 @@ class EvaluationTracker:
         self.parent_id: str | None = None
 
     def _run(self, name: str, parent: str | None, tags: dict[str, str] | None = None) -> str:
-        all_tags = {MLFLOW_RUN_NAME: name, **(tags or {}), **({MLFLOW_PARENT_RUN_ID: parent} if parent else {})}
-        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+        return create_run(self.client, self.experiment_id, name, tags, parent)
 
-    def _log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict[str, str] | None = None,
+    def _log(self, run_id: str, metrics: dict[str, float | None] | None = None, params: dict[str, str] | None = None,
              tags: dict[str, str] | None = None, step: int = 0) -> None:
-        now = int(time.time() * 1000)
-        self.client.log_batch(
-            run_id,
-            metrics=[Metric(k, v, now, step) for k, v in _finite(metrics or {}).items()],
-            params=[Param(k, v[:6000]) for k, v in (params or {}).items()],
-            tags=[RunTag(k, v) for k, v in (tags or {}).items()],
-        )
+        log_batch(self.client, run_id, metrics=metrics, tags=tags, step=step,
+                  params={k: v[:MAX_PARAM_LENGTH] for k, v in (params or {}).items()})
 
     def start(self, name: str, params: dict[str, str]) -> str:
         self.parent_id = self._run(name, None, {"har.kind": "evaluation"})
@@ -69,10 +49,10 @@ class EvaluationTracker:
         run_id = self._run(variant.name, self.parent_id, {"har.kind": "variant",
                                                          "har.overrides": repr(variant.overrides)})
         cfg = variant.config
-        self._log(run_id, params={**_flat("preprocess", cfg.preprocess.model_dump(mode="json")),
-                                  **_flat("model", cfg.model.model_dump(mode="json")),
-                                  **_flat("train", cfg.train.model_dump(mode="json")),
-                                  **_flat("split", cfg.split.model_dump(mode="json"))})
+        self._log(run_id, params={**flat_params("preprocess", cfg.preprocess.model_dump(mode="json")),
+                                  **flat_params("model", cfg.model.model_dump(mode="json")),
+                                  **flat_params("train", cfg.train.model_dump(mode="json")),
+                                  **flat_params("split", cfg.split.model_dump(mode="json"))})
         return run_id
 
     def log_fold(self, variant_run: str, result: FoldResult) -> str:

@@ -1,5 +1,7 @@
-"""Small helpers for an MLflow store: a local SQLite store created whole and checked, and an experiment found or
-created.
+"""Small helpers for an MLflow store: a local SQLite store created whole and checked, an experiment found or
+created, and the one way our code writes runs: through an explicit `MlflowClient` (`create_run`, `log_batch`,
+`flat_params`), never MLflow's process-global fluent API, which points at one store per process. `global_uris`
+scopes that global state to a block for the few MLflow calls that read nothing else.
 
 MLflow creates a SQLite store by running its ~70 schema migrations one after another, each committed on its own,
 so a process stopped part-way leaves a file that every later open fails on with an alembic traceback. Here a new
@@ -10,19 +12,22 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shlex
 import sqlite3
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # MLflow is imported where used: the CLI imports this module to check the store before it runs
     from mlflow import MlflowClient
 
 SQLITE = "sqlite:///"
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # exported by mlflow.set_tracking_uri / set_registry_uri
 
 
 class MlflowStoreError(ValueError):
@@ -128,3 +133,61 @@ def experiment_id(client: MlflowClient, name: str, artifact_location: str | None
     if artifact_location:
         Path(artifact_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def flat_params(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
+    """A config section as MLflow params: `prefix.key` -> the value as text, lists and tuples comma-joined."""
+    return {f"{prefix}.{k}": ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+            for k, v in values.items()}
+
+
+def create_run(client: MlflowClient, experiment_id: str, name: str, tags: Mapping[str, str] | None = None,
+               parent_run_id: str | None = None) -> str:
+    """A new run named `name` (nested under `parent_run_id` in the MLflow UI when given); returns its id."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    all_tags = {MLFLOW_RUN_NAME: name, **(tags or {}),
+                **({MLFLOW_PARENT_RUN_ID: parent_run_id} if parent_run_id else {})}
+    return client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+
+
+def log_batch(client: MlflowClient, run_id: str, *, metrics: Mapping[str, float | None] | None = None,
+              params: Mapping[str, object] | None = None, tags: Mapping[str, str] | None = None,
+              step: int = 0) -> None:
+    """Metrics (names made MLflow-safe; None and NaN left out), params (as text) and tags in one call."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(re.sub(r"[^\w\-./ ]", "_", k), float(v), now, step) for k, v in (metrics or {}).items()
+                 if v is not None and v == v],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+    )
+
+
+@contextmanager
+def global_uris(tracking_uri: str, registry_uri: str | None = None) -> Iterator[None]:
+    """MLflow's process-global tracking and registry URIs on one store for the block only, for the MLflow calls that
+    read nothing else (fluent model logging, registering a `models:/m-…` model, downloading a model by URI). After
+    it they, and the environment variables setting them exports, are as before: MLflow has no public way to read a
+    URI as *unset*, hence its two module globals."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    before = tracking_state._tracking_uri, registry_state._registry_uri
+    env = {var: os.environ.get(var) for var in URI_VARIABLES}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri or tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])  # type: ignore[arg-type]  # None unsets it
+        mlflow.set_registry_uri(before[1])  # type: ignore[arg-type]
+        for var, value in env.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value

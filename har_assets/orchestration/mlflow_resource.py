@@ -9,10 +9,13 @@ with MLflow's default artifact location (`./mlruns` in whatever the working dire
 its `configured` settings cannot be changed per run.
 
 Here one *training materialization* is one MLflow run: the `model` asset starts and ends it
-(status FAILED on error), and `model_evaluation` re-opens the same run by id to add the test
-results, even when it is re-materialized in a later Dagster run. The store defaults to SQLite
-under `$HAR_HOME/mlflow` (the registry needs a database); `MLFLOW_TRACKING_URI` points it at a
-server (see `HarHome.mlflow_tracking_uri`).
+(status FAILED on error), and `model_evaluation` adds the test results to the same run by id,
+even when it is re-materialized in a later Dagster run. Everything is written through an explicit
+`MlflowClient` on this resource's store (`client`, `run`), never through MLflow's process-global
+fluent state, so two stores can be used in one process; `global_uris` scopes that state to the
+few MLflow calls that read nothing else. The store defaults to SQLite under `$HAR_HOME/mlflow`
+(the registry needs a database); `MLFLOW_TRACKING_URI` points it at a server (see
+`HarHome.mlflow_tracking_uri`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import dagster as dg
 from har_assets.inference.names import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:  # imported where used: every run process loads this module, few need MLflow or torch
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
@@ -43,22 +45,15 @@ class MlflowTracking(dg.ConfigurableResource):
     registered_model_name: str = DEFAULT_MODEL_NAME
     champion_alias: str = DEFAULT_ALIAS
 
-    def activate(self) -> None:
-        """Point MLflow's (process-global) fluent API at this store; a missing local (SQLite) store is created whole
-        (an existing one costs a stat: the CLI checks it once per command, `ensure_local_store`)."""
-        import mlflow
+    def client(self) -> MlflowClient:
+        """A client of this store; a missing local (SQLite) store is created whole first (an existing one costs a
+        stat: the CLI checks it once per command, `ensure_local_store`)."""
+        from mlflow import MlflowClient
 
         from har_assets.ml.mlflow_store import ensure_sqlite_folder
 
         for uri in (self.tracking_uri, self.registry_uri):
             ensure_sqlite_folder(uri)
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
-
-    def client(self) -> MlflowClient:
-        from mlflow import MlflowClient
-
-        self.activate()
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
 
     def experiment_id(self) -> str:
@@ -67,15 +62,30 @@ class MlflowTracking(dg.ConfigurableResource):
         return experiment_id(self.client(), self.experiment_name, self.artifact_location)
 
     @contextmanager
-    def start_run(self, *, run_id: str | None = None, run_name: str | None = None,
-                  tags: dict[str, str] | None = None, nested: bool = False) -> Iterator[mlflow.ActiveRun]:
-        """Start (or re-open, by `run_id`) a run; it ends when the block does, FAILED if it raised."""
-        import mlflow
+    def run(self, client: MlflowClient, run_name: str, *, run_id: str | None = None,
+            tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> Iterator[str]:
+        """Run `run_id` re-opened, or (None) a new run `run_name` with `tags`, nested under `parent_run_id` when
+        given, written through `client`; yields its id and ends it with the block, FAILED if the block raised."""
+        from har_assets.ml.mlflow_store import create_run
 
-        experiment_id = self.experiment_id()
-        with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name,
-                              tags=tags, nested=nested) as run:
-            yield run
+        if run_id is None:
+            run_id = create_run(client, self.experiment_id(), run_name, tags, parent_run_id)
+        else:
+            client.update_run(run_id, "RUNNING")
+        try:
+            yield run_id
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
+
+    @contextmanager
+    def global_uris(self) -> Iterator[None]:
+        """MLflow's process-global URIs on this store for the block only (see `mlflow_store.global_uris`)."""
+        from har_assets.ml.mlflow_store import global_uris
+
+        with global_uris(self.tracking_uri, self.registry_uri):
+            yield
 
     def run_url(self, run_id: str) -> str | None:
         """Link to the run in the MLflow UI when the store is a tracking server."""
@@ -88,8 +98,8 @@ class MlflowTracking(dg.ConfigurableResource):
         """The model's bundle, never unpickled; checked against `expected_digest` when given."""
         from har_assets.ml.mlflow_model import load_bundle
 
-        self.activate()
-        return load_bundle(model_uri, expected_digest)
+        with self.global_uris():  # a registry URI of its own: `load_bundle` takes one URI for both
+            return load_bundle(model_uri, expected_digest)
 
     def champion(self) -> ModelVersion | None:
         """The version holding the champion alias, or None (also when the model is not registered yet)."""

@@ -9,8 +9,6 @@ written as tags (and the description) on the new version and on the candidate's 
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
@@ -21,19 +19,31 @@ from har_assets.ml.mlflow_model import DIGEST_TAG, record_digest
 from har_assets.ml.split import DatasetSplit
 from har_assets.orchestration.mlflow_resource import MlflowTracking, alias_holder
 from har_assets.orchestration.resources import RawStore
+from har_assets.orchestration.training_records import (
+    BundleScores,
+    ModelEvaluation,
+    PreviousChampion,
+    RegisteredModel,
+    TrainedModel,
+)
 from har_assets.raw.layout import locate_files
 from har_assets.raw.reader import read_files
 from har_assets.signal.pipeline import preprocess
 from har_assets.signal.windowing import WindowSet
 
 
-def find_or_register(client: MlflowClient, name: str, run_id: str, model_uri: str) -> ModelVersion:
+def find_or_register(tracking: MlflowTracking, client: MlflowClient, run_id: str, model_uri: str) -> ModelVersion:
     """The version of this run's model, registering it (and the registered model) if needed, with its bundle's
     content hash recorded on it before anything can point an alias at it."""
     import mlflow
 
+    name = tracking.registered_model_name
     found = [v for v in client.search_model_versions(f"name='{name}' and run_id='{run_id}'") if v.source == model_uri]
-    version = found[0] if found else mlflow.register_model(model_uri, name)
+    if found:
+        version = found[0]
+    else:
+        with tracking.global_uris():  # MLflow's SQL registry looks a `models:/m-…` source up in the global store
+            version = mlflow.register_model(model_uri, name)
     record_digest(client, name, version)
     return client.get_model_version(name, version.version)
 
@@ -68,39 +78,41 @@ def _champion_trained_on(client: MlflowClient, champion: ModelVersion, test: lis
     return sorted(set(test) & set(filter(None, trained.split(","))))
 
 
-def decide_and_register(tracking: MlflowTracking, model: dict, evaluation: dict, split: DatasetSplit,
-                        windows: WindowSets, raw_store: RawStore, dagster_run_id: str) -> dict[str, Any]:
+def decide_and_register(tracking: MlflowTracking, model: TrainedModel, evaluation: ModelEvaluation,
+                        split: DatasetSplit, windows: WindowSets, raw_store: RawStore,
+                        dagster_run_id: str) -> RegisteredModel:
     client = tracking.client()
     name, alias = tracking.registered_model_name, tracking.champion_alias
-    version = find_or_register(client, name, model["mlflow_run_id"], model["model_uri"])
-    candidate = tracking.load_bundle(model["model_uri"], version.tags.get(DIGEST_TAG))
-    cand = score_bundle(candidate, windows, split.test)
+    version = find_or_register(tracking, client, model.mlflow_run_id, model.model_uri)
+    candidate = tracking.load_bundle(model.model_uri, version.tags.get(DIGEST_TAG))
+    cand = BundleScores.model_validate(score_bundle(candidate, windows, split.test))
     champion = tracking.champion()
-    previous: dict[str, Any] | None = None
+    previous: PreviousChampion | None = None
     tags: dict[str, str] = {}
     if champion is None:
         promote, decision, reason = True, "promoted", f"no '{alias}' existed: this version becomes the first"
     elif str(champion.version) == str(version.version):
         promote, decision, reason = True, "already_champion", f"this version already holds '{alias}'"
     else:
-        previous = {"version": champion.version, "run_id": champion.run_id}
+        previous = PreviousChampion(version=int(champion.version), run_id=champion.run_id)
         try:
             champ = tracking.load_bundle(f"models:/{name}/{champion.version}", champion.tags.get(DIGEST_TAG))
             champ_windows = windows_with(champ.preprocess, candidate.preprocess, windows, split.test, raw_store)
-            previous |= score_bundle(champ, champ_windows, split.test)
+            scores = BundleScores.model_validate(score_bundle(champ, champ_windows, split.test))
         except Exception as exc:  # a champion that cannot be scored is never replaced blindly
             promote, decision = False, "not_promoted"
             reason = (f"current '{alias}' v{champion.version} could not be evaluated on test participants "
                       f"{split.test}: {exc}")
         else:
+            previous = previous.model_copy(update=scores.model_dump())
             overlap = _champion_trained_on(client, champion, split.test)
             if overlap:
                 tags["har.champion_trained_on_test_participants"] = ",".join(overlap)
-            promote = cand["macro_f1"] > previous["macro_f1"]
+            promote = cand.macro_f1 > scores.macro_f1
             decision = "promoted" if promote else "not_promoted"
             verb = "beats" if promote else "does not beat"
-            reason = (f"test macro-F1 {cand['macro_f1']:.4f} {verb} '{alias}' v{champion.version}'s "
-                      f"{previous['macro_f1']:.4f} on the same test participants {split.test}")
+            reason = (f"test macro-F1 {cand.macro_f1:.4f} {verb} '{alias}' v{champion.version}'s "
+                      f"{scores.macro_f1:.4f} on the same test participants {split.test}")
     if promote:
         compared = str(champion.version) if champion else None
         moved, now = move_alias_if_unchanged(client, name, alias, str(version.version), compared)
@@ -112,20 +124,20 @@ def decide_and_register(tracking: MlflowTracking, model: dict, evaluation: dict,
     tags |= {
         "har.decision": decision,
         "har.reason": reason,
-        "har.test_macro_f1": f"{cand['macro_f1']:.6f}",
-        "har.test_accuracy": f"{cand['accuracy']:.6f}",
+        "har.test_macro_f1": f"{cand.macro_f1:.6f}",
+        "har.test_accuracy": f"{cand.accuracy:.6f}",
         "har.test_participants": ",".join(split.test),
-        "har.previous_champion_version": str(previous["version"]) if previous else "none",
-        "har.previous_champion_test_macro_f1": f"{previous['macro_f1']:.6f}" if previous and "macro_f1" in previous
-        else "none",
-        "har.evaluation_macro_f1": f"{evaluation['macro_f1']:.6f}",
+        "har.previous_champion_version": str(previous.version) if previous else "none",
+        "har.previous_champion_test_macro_f1": f"{previous.macro_f1:.6f}"
+        if previous and previous.macro_f1 is not None else "none",
+        "har.evaluation_macro_f1": f"{evaluation.macro_f1:.6f}",
         "har.dagster_run_id": dagster_run_id,
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version.version, key, value)
     client.update_model_version(name, version.version, description=reason)
-    client.set_tag(model["mlflow_run_id"], "har.registered_version", str(version.version))
-    client.set_tag(model["mlflow_run_id"], "har.registry_decision", decision)
-    return {"name": name, "version": int(version.version), "champion": promote, "decision": decision,
-            "reason": reason, "candidate": cand, "previous_champion": previous, "test_participants": split.test,
-            "model_uri": f"models:/{name}/{version.version}", "mlflow_run_id": model["mlflow_run_id"]}
+    client.set_tag(model.mlflow_run_id, "har.registered_version", str(version.version))
+    client.set_tag(model.mlflow_run_id, "har.registry_decision", decision)
+    return RegisteredModel(name=name, version=int(version.version), champion=promote, decision=decision,
+                           reason=reason, candidate=cand, previous_champion=previous, test_participants=split.test,
+                           model_uri=f"models:/{name}/{version.version}", mlflow_run_id=model.mlflow_run_id)

@@ -16,7 +16,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import numpy as np
@@ -30,6 +30,7 @@ from har_assets.ml.datasets import (
     windows_fingerprint,
 )
 from har_assets.ml.hyperparams import EpochStats
+from har_assets.ml.mlflow_store import flat_params, log_batch
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.split import DatasetSplit, SplitError, split_participants
 from har_assets.orchestration import automation
@@ -41,9 +42,13 @@ from har_assets.orchestration.partitions import STUDY_PARTICIPANTS, participants
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
 from har_assets.orchestration.retries import TRANSIENT_RETRY
 from har_assets.orchestration.tables import rows_table
+from har_assets.orchestration.training_records import ModelEvaluation, RegisteredModel, TrainedModel
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.plots.png import png_markdown
 from har_assets.signal.windowing import WindowSet
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 GROUP = "training"
 TRAINING_POOL = "training"  # one training at a time (set the pool's limit in the instance's concurrency config)
@@ -96,7 +101,6 @@ def require_normalized(context: dg.AssetExecutionContext, split: DatasetSplit, r
     retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"python"}, code_version="split-1",
     ins={"windows": ALL_PARTITIONS}, deps=[STUDY_PARTICIPANTS],
-    automation_condition=automation.retrain_on_new_windows(),
     description="Train / validation / test participant lists (by participant, never by window), deterministic "
                 "from the split seed. Participants without labelled windows are excluded (scored, not trained on). "
                 "Its data version hashes the split and the labelled participants' windows, so only new labelled "
@@ -183,21 +187,15 @@ def normalized_windows(context: dg.AssetExecutionContext, windows: WindowSet, sc
 # ---------------------------------------------------------------------------------------------- model
 
 
-def _params(prefix: str, values: dict[str, Any]) -> dict[str, str]:
-    return {f"{prefix}.{k}": ",".join(map(str, v)) if isinstance(v, list | tuple) else str(v)
-            for k, v in values.items()}
-
-
-def _log_run_inputs(split: DatasetSplit, lineage: dict, preprocess: dict, model_cfg: dict, train_cfg: dict) -> None:
-    import mlflow
-
-    mlflow.log_params({**_params("preprocess", preprocess), **_params("model", model_cfg),
-                       **_params("train", train_cfg)})
-    mlflow.log_params({"split.train": ",".join(split.train), "split.validation": ",".join(split.validation),
-                       "split.test": ",".join(split.test), "split.seed": str(split.seed)})
-    mlflow.log_dict(split.model_dump(mode="json"), "inputs/split.json")
-    mlflow.log_dict(lineage, "inputs/data_versions.json")
-    mlflow.log_dict(preprocess, "inputs/preprocess_config.json")
+def _log_run_inputs(client: "MlflowClient", run_id: str, split: DatasetSplit, lineage: dict, preprocess: dict,
+                    model_cfg: dict, train_cfg: dict) -> None:
+    log_batch(client, run_id, params={
+        **flat_params("preprocess", preprocess), **flat_params("model", model_cfg), **flat_params("train", train_cfg),
+        "split.train": ",".join(split.train), "split.validation": ",".join(split.validation),
+        "split.test": ",".join(split.test), "split.seed": split.seed})
+    client.log_dict(run_id, split.model_dump(mode="json"), "inputs/split.json")
+    client.log_dict(run_id, lineage, "inputs/data_versions.json")
+    client.log_dict(run_id, preprocess, "inputs/preprocess_config.json")
 
 
 @dg.asset(
@@ -210,7 +208,7 @@ def _log_run_inputs(split: DatasetSplit, lineage: dict, preprocess: dict, model_
 )
 def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler: ChannelScaler,
           normalized_windows: dict[str, WindowSet], training: TrainingResource,
-          preprocessing: PreprocessingResource, mlflow_tracking: MlflowTracking) -> dg.Output[dict]:
+          preprocessing: PreprocessingResource, mlflow_tracking: MlflowTracking) -> dg.Output[TrainedModel]:
     import mlflow
 
     from har_assets.ml.bundle import ModelBundle
@@ -228,46 +226,52 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
     val = labelled_data(normalized_windows, split.validation, classes)
     lineage = input_lineage(context.instance, split)
     epochs: list[EpochStats] = []
+    client = mlflow_tracking.client()
+    tags = {"dagster_run_id": context.run.run_id, "har.asset": "model", "har.split_version": split.version()}
+    with mlflow_tracking.run(client, f"train-{context.run.run_id[:8]}", tags=tags) as run_id:
 
-    def on_epoch(s: EpochStats) -> None:
-        epochs.append(s)
-        context.log.info(f"epoch {s.epoch}/{train_cfg.epochs}: train loss {s.train_loss:.4f}"
-                         + (f", val loss {s.val_loss:.4f}, val accuracy {s.val_accuracy:.4f}, "
-                            f"val macro-F1 {s.val_macro_f1:.4f}" if s.val_macro_f1 is not None else "")
-                         + f", {s.seconds:.1f} s")
-        mlflow.log_metrics({k: v for k, v in {"train_loss": s.train_loss, "val_loss": s.val_loss,
-                                              "val_accuracy": s.val_accuracy, "val_macro_f1": s.val_macro_f1,
-                                              "epoch_seconds": s.seconds, "lr": s.lr}.items() if v is not None},
-                           step=s.epoch)
+        def on_epoch(s: EpochStats) -> None:
+            epochs.append(s)
+            context.log.info(f"epoch {s.epoch}/{train_cfg.epochs}: train loss {s.train_loss:.4f}"
+                             + (f", val loss {s.val_loss:.4f}, val accuracy {s.val_accuracy:.4f}, "
+                                f"val macro-F1 {s.val_macro_f1:.4f}" if s.val_macro_f1 is not None else "")
+                             + f", {s.seconds:.1f} s")
+            log_batch(client, run_id, step=s.epoch, metrics={
+                "train_loss": s.train_loss, "val_loss": s.val_loss, "val_accuracy": s.val_accuracy,
+                "val_macro_f1": s.val_macro_f1, "epoch_seconds": s.seconds, "lr": s.lr})
 
-    tags = {"dagster_run_id": context.run_id, "har.asset": "model", "har.split_version": split.version()}
-    with mlflow_tracking.start_run(run_name=f"train-{context.run_id[:8]}", tags=tags) as run:
-        _log_run_inputs(split, lineage, cfg.model_dump(mode="json"), model_cfg.model_dump(mode="json"),
-                        train_cfg.model_dump(mode="json"))
-        mlflow.log_params({"classes": ",".join(classes), "train_windows": len(train), "validation_windows": len(val)})
+        _log_run_inputs(client, run_id, split, lineage, cfg.model_dump(mode="json"),
+                        model_cfg.model_dump(mode="json"), train_cfg.model_dump(mode="json"))
+        log_batch(client, run_id, params={"classes": ",".join(classes), "train_windows": len(train),
+                                          "validation_windows": len(val)})
         result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
                              model_cfg, train_cfg, on_epoch=on_epoch, scaler=scaler)
-        summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
-                   "best_val_macro_f1": result.best_val_macro_f1, "stopped_early": result.stopped_early,
-                   "device": result.device, "train_seconds": round(sum(e.seconds for e in epochs), 2)}
-        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, int | float)})
         bundle = ModelBundle(model=result.model, model_config=model_cfg, preprocess=cfg, scaler=scaler,
                              classes=classes)
         # the cohort's mean window (unscaled, as serving receives it): no person's data in the model's example
         example = np.broadcast_to(scaler.mean, (1, *train.X.shape[1:])).astype(np.float32)
-        info = log_bundle(bundle, input_example=example)
-        run_id = run.info.run_id
+        # MLflow logs a model only into its fluent active run, on its process-global store: for this call alone
+        with mlflow_tracking.global_uris(), mlflow.start_run(run_id=run_id):
+            info = log_bundle(bundle, input_example=example)
+        trained = TrainedModel(
+            mlflow_run_id=run_id, model_uri=info.model_uri, classes=classes, train_windows=len(train),
+            validation_windows=len(val), best_epoch=result.best_epoch, epochs_run=len(result.history),
+            best_val_macro_f1=result.best_val_macro_f1, stopped_early=result.stopped_early, device=result.device,
+            train_seconds=round(sum(e.seconds for e in epochs), 2))
+        log_batch(client, run_id, metrics={
+            "best_epoch": trained.best_epoch, "epochs_run": trained.epochs_run,
+            "best_val_macro_f1": trained.best_val_macro_f1, "stopped_early": trained.stopped_early,
+            "train_seconds": trained.train_seconds})
     context.log.info(f"logged MLflow run {run_id}, model {info.model_uri}")
-    record = {"mlflow_run_id": run_id, "model_uri": info.model_uri, "classes": classes,
-              "train_windows": len(train), "validation_windows": len(val), **summary}
     history = [[e.epoch, e.train_loss, e.val_loss if e.val_loss is not None else "-",
                 e.val_macro_f1 if e.val_macro_f1 is not None else "-", e.seconds] for e in epochs]
     url = mlflow_tracking.run_url(run_id)
-    return dg.Output(record, metadata={
-        "mlflow_run_id": run_id, "model_uri": info.model_uri, "classes": classes,
-        "best_val_macro_f1": result.best_val_macro_f1 if result.best_val_macro_f1 is not None else float("nan"),
-        "best_epoch": result.best_epoch, "epochs_run": len(epochs), "device": result.device,
-        "train_windows": len(train), "validation_windows": len(val), "train_seconds": summary["train_seconds"],
+    return dg.Output(trained, metadata={
+        "mlflow_run_id": run_id, "model_uri": trained.model_uri, "classes": classes,
+        "best_val_macro_f1": trained.best_val_macro_f1 if trained.best_val_macro_f1 is not None else float("nan"),
+        "best_epoch": trained.best_epoch, "epochs_run": len(epochs), "device": trained.device,
+        "train_windows": trained.train_windows, "validation_windows": trained.validation_windows,
+        "train_seconds": trained.train_seconds,
         "epochs": rows_table(["epoch", "train loss", "val loss", "val macro-F1", "seconds"], history),
         **({"mlflow_run": dg.MetadataValue.url(url)} if url else {}),
     })
@@ -276,13 +280,12 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
 # ----------------------------------------------------------------------------------------- evaluation
 
 
-def _evaluation_metrics(report: dict) -> dict[str, float]:
-    metrics = {"test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
-    for strategy, scores in report["baselines"].items():
-        metrics |= {f"baseline_{strategy}_accuracy": scores["accuracy"],
-                    f"baseline_{strategy}_macro_f1": scores["macro_f1"]}
-    metrics |= {f"test_f1.{c}": s["f1"] for c, s in report["per_class"].items()}
-    metrics |= {f"importance.{c}": v for c, v in report["permutation_importance"].items()}
+def _evaluation_metrics(evaluation: ModelEvaluation) -> dict[str, float | None]:
+    metrics: dict[str, float | None] = {"test_accuracy": evaluation.accuracy, "test_macro_f1": evaluation.macro_f1}
+    for strategy, scores in evaluation.baselines.items():
+        metrics |= {f"baseline_{strategy}_accuracy": scores.accuracy, f"baseline_{strategy}_macro_f1": scores.macro_f1}
+    metrics |= {f"test_f1.{c}": s.f1 for c, s in evaluation.per_class.items()}
+    metrics |= {f"importance.{c}": v for c, v in evaluation.permutation_importance.items()}
     return metrics
 
 
@@ -296,18 +299,15 @@ def _evaluation_metrics(report: dict) -> dict[str, float]:
                 "confusion matrix, dummy baselines, per-participant accuracy, channel permutation importance; also "
                 "logged to the model's MLflow run.",
 )
-def model_evaluation(context: dg.AssetExecutionContext, model: dict, dataset_split: DatasetSplit,
+def model_evaluation(context: dg.AssetExecutionContext, model: TrainedModel, dataset_split: DatasetSplit,
                      normalized_windows: dict[str, WindowSet],
                      mlflow_tracking: MlflowTracking) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    import mlflow
-
     from har_assets.ml.experiment import evaluate
     from har_assets.ml.metrics import confusion_matrix_png
     from har_assets.ml.mlflow_model import run_digest
 
-    split = dataset_split
-    bundle = mlflow_tracking.load_bundle(model["model_uri"], run_digest(mlflow_tracking.client(),
-                                                                        model["mlflow_run_id"]))
+    split, client, run_id = dataset_split, mlflow_tracking.client(), model.mlflow_run_id
+    bundle = mlflow_tracking.load_bundle(model.model_uri, run_digest(client, run_id))
     require_normalized(context, split, ("train", "test"), normalized_windows, bundle.scaler)
     classes = bundle.classes
     train = labelled_data(normalized_windows, split.train, classes)
@@ -316,43 +316,42 @@ def model_evaluation(context: dg.AssetExecutionContext, model: dict, dataset_spl
         report = evaluate(bundle.model, classes, bundle.scaler.channels, test, train.y, importance_repeats=3)
     except ValueError as exc:
         raise fail(f"cannot evaluate on test participants {split.test}: {exc}") from exc
-    report |= {"test_participants": split.test, "mlflow_run_id": model["mlflow_run_id"],
-               "model_uri": model["model_uri"]}
+    evaluation = ModelEvaluation.model_validate(
+        report | {"test_participants": split.test, "mlflow_run_id": run_id, "model_uri": model.model_uri})
     with tempfile.TemporaryDirectory() as tmp:
-        png = confusion_matrix_png(report["confusion_matrix"], classes, Path(tmp) / "confusion_matrix.png",
+        png = confusion_matrix_png(evaluation.confusion_matrix, classes, Path(tmp) / "confusion_matrix.png",
                                    title=f"Test participants {', '.join(split.test)}")
         image = png.read_bytes()
-        with mlflow_tracking.start_run(run_id=model["mlflow_run_id"]):
-            mlflow.log_metrics(_evaluation_metrics(report))
-            mlflow.log_artifact(str(png), "evaluation")
-            mlflow.log_dict(report, "evaluation/report.json")
-            mlflow.log_text(report["classification_report"], "evaluation/classification_report.txt")
-            mlflow.set_tag("har.test_macro_f1", f"{report['macro_f1']:.4f}")
-    floor = max(b["macro_f1"] for b in report["baselines"].values())
-    yield dg.Output(report, metadata=evaluation_metadata(report, image))
-    yield dg.AssetCheckResult(check_name="beats_dummy_baselines", passed=report["macro_f1"] > floor,
+        log_batch(client, run_id, metrics=_evaluation_metrics(evaluation),
+                  tags={"har.test_macro_f1": f"{evaluation.macro_f1:.4f}"})
+        client.log_artifact(run_id, str(png), "evaluation")
+    client.log_dict(run_id, evaluation.model_dump(mode="json"), "evaluation/report.json")
+    client.log_text(run_id, evaluation.classification_report, "evaluation/classification_report.txt")
+    floor = max(b.macro_f1 for b in evaluation.baselines.values())
+    yield dg.Output(evaluation, metadata=evaluation_metadata(evaluation, image))
+    yield dg.AssetCheckResult(check_name="beats_dummy_baselines", passed=evaluation.macro_f1 > floor,
                               severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"test_macro_f1": report["macro_f1"], "best_baseline_macro_f1": floor})
+                              metadata={"test_macro_f1": evaluation.macro_f1, "best_baseline_macro_f1": floor})
 
 
-def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
-    per_class = [[c, s["precision"], s["recall"], s["f1"], s["support"]] for c, s in report["per_class"].items()]
-    people = [[p, s["n_windows"], s["accuracy"], s["macro_f1"]] for p, s in report["per_participant"].items()]
-    baselines = [["model", report["accuracy"], report["macro_f1"]]] + [
-        [f"dummy ({k})", v["accuracy"], v["macro_f1"]] for k, v in report["baselines"].items()]
-    importance = sorted(report["permutation_importance"].items(), key=lambda kv: -kv[1])
+def evaluation_metadata(evaluation: ModelEvaluation, png: bytes) -> dict[str, Any]:
+    per_class = [[c, s.precision, s.recall, s.f1, s.support] for c, s in evaluation.per_class.items()]
+    people = [[p, s.n_windows, s.accuracy, s.macro_f1] for p, s in evaluation.per_participant.items()]
+    baselines = [["model", evaluation.accuracy, evaluation.macro_f1]] + [
+        [f"dummy ({k})", v.accuracy, v.macro_f1] for k, v in evaluation.baselines.items()]
+    importance = sorted(evaluation.permutation_importance.items(), key=lambda kv: -kv[1])
     return {
-        "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "test_windows": report["n"],
-        "test_participants": report["test_participants"],
-        "baseline_most_frequent_macro_f1": report["baselines"]["most_frequent"]["macro_f1"],
-        "baseline_stratified_macro_f1": report["baselines"]["stratified"]["macro_f1"],
+        "accuracy": evaluation.accuracy, "macro_f1": evaluation.macro_f1, "test_windows": evaluation.n,
+        "test_participants": evaluation.test_participants,
+        "baseline_most_frequent_macro_f1": evaluation.baselines["most_frequent"].macro_f1,
+        "baseline_stratified_macro_f1": evaluation.baselines["stratified"].macro_f1,
         "versus_baselines": rows_table(["classifier", "accuracy", "macro-F1"], baselines),
         "per_class": rows_table(["class", "precision", "recall", "F1", "support"], per_class),
         "per_participant": rows_table(["participant", "windows", "accuracy", "macro-F1"], people),
         "permutation_importance": rows_table(["channel", "macro-F1 drop"], [list(kv) for kv in importance]),
-        "excluded_windows": dg.MetadataValue.json(report["excluded_windows"]),
+        "excluded_windows": dg.MetadataValue.json(evaluation.excluded_windows),
         "confusion_matrix": dg.MetadataValue.md(png_markdown(png, "confusion matrix")),
-        "mlflow_run_id": report["mlflow_run_id"],
+        "mlflow_run_id": evaluation.mlflow_run_id,
     }
 
 
@@ -367,25 +366,26 @@ def evaluation_metadata(report: dict, png: bytes) -> dict[str, Any]:
                 "its test macro-F1 beats the current champion's on the same test participants (or there is none). "
                 "The decision and its reasons are tags on the version.",
 )
-def registered_model(context: dg.AssetExecutionContext, model: dict, model_evaluation: dict,
+def registered_model(context: dg.AssetExecutionContext, model: TrainedModel, model_evaluation: ModelEvaluation,
                      dataset_split: DatasetSplit, windows: dict[str, WindowSet], mlflow_tracking: MlflowTracking,
-                     raw_store: RawStore) -> dg.Output[dict]:
+                     raw_store: RawStore) -> dg.Output[RegisteredModel]:
     from har_assets.orchestration.registry import decide_and_register
 
     missing = sorted(set(dataset_split.test) - set(windows))
     if missing:
         raise fail(f"test participants {missing} have no windows: re-materialize dataset_split", missing=missing)
     result = decide_and_register(mlflow_tracking, model, model_evaluation, dataset_split, windows, raw_store,
-                                 context.run_id)
-    context.log.info(f"{mlflow_tracking.registered_model_name} version {result['version']}: {result['reason']}")
-    champion = result["version"] if result["champion"] else (result["previous_champion"] or {}).get("version")
+                                 context.run.run_id)
+    context.log.info(f"{mlflow_tracking.registered_model_name} version {result.version}: {result.reason}")
+    previous = result.previous_champion
+    champion = result.version if result.champion else previous.version if previous else None
     # the data version is the champion this leaves in place: scoring re-runs only when that changes
-    version = dg.DataVersion(f"{result['name']}@{mlflow_tracking.champion_alias}=v{champion}")
+    version = dg.DataVersion(f"{result.name}@{mlflow_tracking.champion_alias}=v{champion}")
     return dg.Output(result, data_version=version, metadata={
-        "registered_model": result["name"], "version": result["version"], "champion": result["champion"],
-        "decision": result["decision"], "reason": result["reason"], "model_uri": result["model_uri"],
-        "test_macro_f1": result["candidate"]["macro_f1"],
-        "previous_champion": dg.MetadataValue.json(result["previous_champion"] or {}),
+        "registered_model": result.name, "version": result.version, "champion": result.champion,
+        "decision": result.decision, "reason": result.reason, "model_uri": result.model_uri,
+        "test_macro_f1": result.candidate.macro_f1,
+        "previous_champion": dg.MetadataValue.json(previous.model_dump(mode="json") if previous else {}),
     })
 
 
@@ -394,7 +394,6 @@ TRAINING_ASSETS = [dataset_split, scaler, normalized_windows, model, model_evalu
 train_and_evaluate_job = dg.define_asset_job(
     "train_and_evaluate",
     selection=dg.AssetSelection.assets(model, model_evaluation, registered_model),
-    executor_def=dg.in_process_executor,
     description="Train on the current split and normalized windows, evaluate on the test participants and register "
                 "(champion only if better). Materialize dataset_split, scaler and normalized_windows first "
                 "(Materialize all does it in order).",

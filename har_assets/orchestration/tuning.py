@@ -8,7 +8,8 @@ stay unseen). The study is resumable from its Optuna storage; in MLflow one pare
 (re-opened on resume) holds one nested run per trial.
 """
 
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import optuna
@@ -18,20 +19,25 @@ from har_assets.config import GravityMode, PreprocessConfig
 from har_assets.errors import PipelineDataError
 from har_assets.ml.datasets import labelled_participants
 from har_assets.ml.hyperparams import EpochStats
+from har_assets.ml.mlflow_store import log_batch
 from har_assets.ml.search import SearchConfig, open_study, pruning_callback, run_study, suggest
 from har_assets.ml.split import SplitConfig, split_participants
 from har_assets.orchestration.io_manager import ParquetIOManager
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
+from har_assets.orchestration.pydantic_config import config_class
 from har_assets.orchestration.resources import PreprocessingResource
 from har_assets.orchestration.tables import rows_table
 from har_assets.orchestration.training import TRAINING_POOL
-from har_assets.orchestration.training_resources import TrainingResource, config_section
+from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.signal.gravity import apply_gravity_handling
 from har_assets.signal.pipeline import window_recording
 from har_assets.signal.windowing import WindowSet
 
-SearchSection = config_section(SearchConfig, "SearchSection")
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+SearchSection = config_class(SearchConfig, "SearchSection")
 FUSED = dg.AssetKey("fused_recording")
 STUDY_TAG = "har.optuna_study"
 
@@ -63,9 +69,8 @@ class WindowCache:
         return self._cache[key]
 
 
-def _parent_run(tracking: MlflowTracking, study_name: str) -> str | None:
-    runs = tracking.client().search_runs([tracking.experiment_id()], f"tags.`{STUDY_TAG}` = '{study_name}'",
-                                         max_results=1)
+def _parent_run(tracking: MlflowTracking, client: "MlflowClient", study_name: str) -> str | None:
+    runs = client.search_runs([tracking.experiment_id()], f"tags.`{STUDY_TAG}` = '{study_name}'", max_results=1)
     return runs[0].info.run_id if runs else None
 
 
@@ -75,8 +80,6 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
                  training: TrainingResource, preprocessing: PreprocessingResource,
                  mlflow_tracking: MlflowTracking, optuna_storage: OptunaStorage,
                  har_tables: dg.ResourceParam[ParquetIOManager]) -> None:
-    import mlflow
-
     from har_assets.ml.experiment import run_experiment
 
     space = SearchConfig.model_validate(config.model_dump())
@@ -90,8 +93,9 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
     if split_cfg.validation is None and split_cfg.validation_share == 0:
         split_cfg = SplitConfig.model_validate(split_cfg.model_dump() | {"validation_share": space.validation_share})
     study = open_study(optuna_storage.url, space)
+    client = mlflow_tracking.client()
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.Trial, parent_run_id: str) -> float:
         pre, model_cfg, train_cfg = suggest(trial, space, base_pre, base_model, base_train)
         windows = cache.get(pre)
         labelled, unlabelled = labelled_participants(windows)
@@ -99,36 +103,36 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
         if not split.validation:
             raise ValueError("the search optimises validation macro-F1: configure validation participants")
 
-        def log_epoch(s: EpochStats) -> None:
-            mlflow.log_metrics({"train_loss": s.train_loss, "val_macro_f1": s.val_macro_f1 or 0.0}, step=s.epoch)
+        with mlflow_tracking.run(client, f"trial-{trial.number}", parent_run_id=parent_run_id,
+                                 tags={"har.optuna_trial": str(trial.number)}) as run_id:
 
-        with mlflow_tracking.start_run(run_name=f"trial-{trial.number}", nested=True,
-                                       tags={"har.optuna_trial": str(trial.number)}):
-            mlflow.log_params(trial.params | {"split.train": ",".join(split.train),
-                                              "split.validation": ",".join(split.validation)})
+            def log_epoch(s: EpochStats) -> None:
+                log_batch(client, run_id, metrics={"train_loss": s.train_loss, "val_macro_f1": s.val_macro_f1 or 0.0},
+                          step=s.epoch)
+
+            log_batch(client, run_id, params=trial.params | {"split.train": ",".join(split.train),
+                                                             "split.validation": ",".join(split.validation)})
             try:
                 result = run_experiment(windows, split, model_cfg, train_cfg,
                                         on_epoch=pruning_callback(trial, log_epoch), evaluate_test=False)
             except optuna.TrialPruned:
-                mlflow.set_tag("har.trial_state", "pruned")
+                client.set_tag(run_id, "har.trial_state", "pruned")
                 context.log.info(f"trial {trial.number} pruned: {trial.params}")
                 raise
             value = float(result.val_macro_f1 or 0.0)
-            mlflow.log_metric("best_val_macro_f1", value)
-            mlflow.set_tag("har.trial_state", "complete")
+            log_batch(client, run_id, metrics={"best_val_macro_f1": value}, tags={"har.trial_state": "complete"})
         context.log.info(f"trial {trial.number}: val macro-F1 {value:.4f} with {trial.params}")
         return value
 
-    parent = _parent_run(mlflow_tracking, space.study_name)
-    with mlflow_tracking.start_run(run_id=parent, run_name=None if parent else f"search-{space.study_name}",
-                                   tags=None if parent else {STUDY_TAG: space.study_name}) as run:
-        ran = run_study(study, objective, space)
+    parent = _parent_run(mlflow_tracking, client, space.study_name)
+    with mlflow_tracking.run(client, f"search-{space.study_name}", run_id=parent,
+                             tags={STUDY_TAG: space.study_name}) as parent_run_id:
+        ran = run_study(study, partial(objective, parent_run_id=parent_run_id), space)
         best = _best(study)
         if best:
             # tags, not params: a resumed study may find a better trial (MLflow params are immutable)
-            mlflow.set_tags({f"best.{k}": str(v) for k, v in best["params"].items()} | {
-                "best.trial": str(best["trial"])})
-            mlflow.log_metric("best_val_macro_f1", best["value"])
+            tags = {f"best.{k}": str(v) for k, v in best["params"].items()} | {"best.trial": str(best["trial"])}
+            log_batch(client, parent_run_id, metrics={"best_val_macro_f1": best["value"]}, tags=tags)
     context.log.info(f"study '{space.study_name}': ran {ran} trials now, best {best}")
     trials = [[t.number, t.state.name, t.value if t.value is not None else "-",
                ", ".join(f"{k}={v}" for k, v in t.params.items())] for t in study.get_trials(deepcopy=False)]
@@ -138,7 +142,7 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
         "best_params": dg.MetadataValue.json(best["params"] if best else {}),
         "launchpad_config": dg.MetadataValue.json(launchpad_snippet(best["params"]) if best else {}),
         "trials": rows_table(["trial", "state", "val macro-F1", "params"], trials),
-        "mlflow_parent_run_id": run.info.run_id,
+        "mlflow_parent_run_id": parent_run_id,
     })
 
 
@@ -161,7 +165,7 @@ def launchpad_snippet(params: dict[str, Any]) -> dict[str, Any]:
                           "training": {"config": {"model": model, "train": train}}}}
 
 
-@dg.job(name="hyperparameter_search", executor_def=dg.in_process_executor,
+@dg.job(name="hyperparameter_search",
         description="Opt-in Optuna study over model, optimisation and preprocessing parameters (resumable).")
 def hyperparameter_search_job() -> None:
     optuna_study()

@@ -1,0 +1,103 @@
+"""The values of the `model`, `model_evaluation` and `registered_model` assets: typed, frozen records.
+
+The JSON IO manager stores each as its fields (`model_dump(mode="json")`): the same JSON as the dict records these
+assets returned before they were typed, so values stored then still load as these types (see `json_io`), and
+`har pipeline --json` prints the same. Unknown or missing fields fail validation instead of passing through.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TrainedModel(Record):
+    """The `model` asset: the MLflow run and logged model of one training, and how the training went."""
+
+    mlflow_run_id: str
+    model_uri: str
+    classes: list[str]
+    train_windows: int
+    validation_windows: int
+    best_epoch: int
+    epochs_run: int
+    best_val_macro_f1: float | None  # None without validation participants
+    stopped_early: bool
+    device: str
+    train_seconds: float
+
+
+class Scores(Record):
+    accuracy: float
+    macro_f1: float
+
+
+class ClassScores(Record):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ParticipantScores(Scores):
+    n_windows: int
+
+
+class ModelEvaluation(Record):
+    """The `model_evaluation` asset: `ml.experiment.evaluate`'s report on the test participants, and which model."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassScores]
+    confusion_matrix: list[list[int]]  # [true class][predicted class]
+    classification_report: str
+    classes: list[str]
+    baselines: dict[str, Scores]  # per dummy strategy
+    per_participant: dict[str, ParticipantScores]
+    excluded_windows: dict[str, int]
+    permutation_importance: dict[str, float]  # macro-F1 drop per channel
+    test_participants: list[str]
+    mlflow_run_id: str
+    model_uri: str
+
+
+class BundleScores(Record):
+    """`ml.experiment.score_bundle`: a model scored by the champion gate on the test participants."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    excluded_windows: dict[str, int]  # windows of classes the model lacks, per class
+
+
+class PreviousChampion(Record):
+    """The version that held the champion alias when a candidate was registered, with its `BundleScores` on the same
+    test participants (None when it could not be scored)."""
+
+    version: int
+    run_id: str | None
+    n: int | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    excluded_windows: dict[str, int] | None = None
+
+
+class RegisteredModel(Record):
+    """The `registered_model` asset: the registered version and the champion decision."""
+
+    name: str
+    version: int
+    champion: bool
+    decision: Literal["promoted", "already_champion", "not_promoted"]
+    reason: str
+    candidate: BundleScores
+    previous_champion: PreviousChampion | None
+    test_participants: list[str]
+    model_uri: str  # models:/<name>/<version>
+    mlflow_run_id: str
