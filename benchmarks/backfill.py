@@ -41,6 +41,7 @@ from pathlib import Path
 
 from har_assets.cli import LOCAL_MAX_CONCURRENT_RUNS, local_instance_yaml
 from har_assets.demo import write_demo_dataset
+from har_assets.settings import HarSettings
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -122,12 +123,12 @@ def submit(ids: list[str], home: Path, env: dict[str, str]) -> str:
     from dagster._core.utils import make_new_backfill_id
 
     from har_assets.definitions import build_definitions
-    from har_assets.home import HarHome
     from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         backfill = PartitionBackfill.from_asset_partitions(
-            backfill_id=make_new_backfill_id(), asset_graph=build_definitions(HarHome(home)).resolve_asset_graph(),
+            backfill_id=make_new_backfill_id(),
+            asset_graph=build_definitions(HarSettings(home=home)).resolve_asset_graph(),
             partition_names=ids, asset_selection=[k for a in PREPROCESSING_ASSETS for k in a.keys],
             backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance, all_partitions=False,
             title="benchmark", description=None, run_config=None)

@@ -39,11 +39,12 @@ BIN = Path(sys.executable).parent
 
 PREPARE = """
 import sys, time, dagster as dg
+from har_assets.settings import HarSettings
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.participant_batches import PARTICIPANTS_PER_RUN
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-home = HarHome.from_env()
+home = HarSettings().har_home()
 ids = sorted(p.name for p in home.raw.iterdir())
 with dg.DagsterInstance.get() as instance:
     instance.add_dynamic_partitions("participants", ids)
@@ -61,13 +62,14 @@ warnings.filterwarnings("ignore")
 import dagster as dg
 from har_assets.definitions import build_resources
 from har_assets.home import HarHome
-home = HarHome.from_env()
+home = HarSettings().har_home()
 what = sys.argv[1]
 out = {}
 with dg.DagsterInstance.get() as instance:
     ids = instance.get_dynamic_partitions("participants")
     if what == "sensor":
-        from har_assets.orchestration.sensors import new_participant_sensor
+        from har_assets.orchestration.sensors import study_sensors
+        new_participant_sensor = study_sensors()[0]
         res = build_resources(home)
         resources = {k: res[k] for k in ("raw_store", "participant_removal", "preprocessing")}
         start = time.perf_counter()
@@ -82,16 +84,16 @@ with dg.DagsterInstance.get() as instance:
         out["steady_result"] = type(steady).__name__
     elif what == "split":
         from har_assets.orchestration.training import dataset_split
-        from har_assets.pipeline_run import ALL_ASSETS
+        from har_assets.definitions import ASSETS
         start = time.perf_counter()
-        assert dg.materialize(ALL_ASSETS, selection=[dataset_split], instance=instance,
+        assert dg.materialize(ASSETS, selection=[dataset_split], instance=instance,
                               resources=build_resources(home)).success
         out["dataset_split_s"] = time.perf_counter() - start
     elif what == "overview":
         from har_assets.orchestration.overview import cohort_overview
-        from har_assets.pipeline_run import ALL_ASSETS
+        from har_assets.definitions import ASSETS
         start = time.perf_counter()
-        result = dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance,
+        result = dg.materialize(ASSETS, selection=[cohort_overview], instance=instance,
                                 resources=build_resources(home))
         out["cohort_overview_s"] = time.perf_counter() - start
         meta = result.asset_materializations_for_node("cohort_overview")[0].metadata

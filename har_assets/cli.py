@@ -10,13 +10,18 @@ import sys
 import warnings
 from contextlib import ExitStack, redirect_stdout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from har_assets.home import HOME_ENV, HarHome, HomeConfigError, RawRootUnavailable
+from har_assets.home import HarHome, HomeConfigError, RawRootUnavailable
 from har_assets.home_lock import HomeBusy, hold_home
 from har_assets.ml.mlflow_store import MlflowStoreError, ensure_local_store, sqlite_path
 from har_assets.progress import Progress, reporting, wanted
 from har_assets.raw.removal import RemovalStateError
 from har_assets.raw.scan import raw_root_problem
+from har_assets.settings import HarSettings
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 LOCAL_MAX_CONCURRENT_RUNS = 2
 
@@ -129,14 +134,23 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> HarSettings:
+    """The environment's settings, read once; `--home` replaces HAR_HOME."""
+    return HarSettings(home=Path(args.home)) if getattr(args, "home", None) else HarSettings()
+
+
 def _home(args: argparse.Namespace) -> HarHome:
-    if args.home:
-        os.environ[HOME_ENV] = str(Path(args.home).resolve())
-    home = HarHome.from_env()
-    os.environ[HOME_ENV] = str(home.root)
-    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    home = _settings(args).har_home()
     home.preprocess_config(), home.training_config()  # a bad config file stops the command before it writes
     return home
+
+
+def _local_instance(home: HarHome) -> dg.DagsterInstance:
+    """The home's own Dagster instance (its `dagster_home`), whatever DAGSTER_HOME says."""
+    import dagster as dg
+
+    ensure_local_instance(home)
+    return dg.DagsterInstance.from_config(str(home.dagster_home))
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
@@ -147,7 +161,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     with hold_home(home.root, "har pipeline"), redirect_stdout(sys.stderr), reporting(args.json) as progress:
         prepare_home(home, demo_participants=args.demo_participants, demo_minutes=args.demo_minutes, seed=args.seed,
                      progress=progress)
-        summary = run_pipeline(home, force=args.force, progress=progress)
+        with _local_instance(home) as instance:
+            summary = run_pipeline(home, instance, settings=_settings(args), force=args.force, progress=progress)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
@@ -245,7 +260,8 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "dev", "-m", "har_assets.definitions", "-h", args.host, "-p", str(args.port)]
     os.chdir(home.root)  # not the repo root, whose dagster.yaml is the PostgreSQL (compose) instance
-    os.execv(cmd[0], cmd)
+    # the code server and run workers that `dagster dev` starts read their settings from this environment
+    os.execve(cmd[0], cmd, {**os.environ, "HAR_HOME": str(home.root), "DAGSTER_HOME": str(home.dagster_home)})
     return 0  # pragma: no cover
 
 
@@ -258,8 +274,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     flags = {"MLFLOW_TRACKING_URI": args.tracking_uri, "HAR_MODEL_NAME": args.model_name,
              "HAR_MODEL_ALIAS": args.alias, "HAR_MODEL_VERSION": args.version,
              "HAR_MODEL_POLL_SECONDS": args.poll_seconds}
+    # the worker processes read their settings from the environment they inherit: validated here first
     os.environ.update({var: str(value) for var, value in flags.items() if value is not None})
-    settings = ServeSettings.from_env(home=home)  # validated here, read again by each worker
+    settings = ServeSettings.from_env(home=home)
     refusal = key_required_but_missing(args.host, settings)
     if refusal:
         print(f"har serve: {refusal}", file=sys.stderr)
@@ -283,25 +300,24 @@ def _cmd_mlflow_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _participants_instance(args: argparse.Namespace) -> tuple[HarHome, str]:
-    """The home, and who acts (for the audit). The Dagster instance is the deployed one (`DAGSTER_HOME`, e.g.
+def _participants_instance(args: argparse.Namespace) -> tuple[HarHome, str, dg.DagsterInstance]:
+    """The home, who acts (for the audit), and the Dagster instance: the deployed one (`DAGSTER_HOME`, e.g.
     compose's PostgreSQL instance, which the sensors use) unless --home names a local home."""
-    deployed = os.environ.get("DAGSTER_HOME")
+    import dagster as dg
+
     home = _home(args)
-    if deployed and not args.home:
-        os.environ["DAGSTER_HOME"] = deployed
-    else:
-        ensure_local_instance(home)
-    return home, f"har participants {args.action} ({os.environ.get('USER', 'unknown user')})"
+    by = f"har participants {args.action} ({os.environ.get('USER', 'unknown user')})"
+    if os.environ.get("DAGSTER_HOME") and not args.home:
+        return home, by, dg.DagsterInstance.get()
+    return home, by, _local_instance(home)
 
 
 def _cmd_participants_remove(args: argparse.Namespace) -> int:
-    import dagster as dg
 
     from har_assets.orchestration.participant_removal import ParticipantRemoval, remove_from_instance
 
-    home, by = _participants_instance(args)
-    with dg.DagsterInstance.get() as instance:
+    home, by, instance = _participants_instance(args)
+    with instance:
         record = remove_from_instance(instance, ParticipantRemoval.for_home(home), args.participant, by=by,
                                       reason=args.reason)
     if record is None:
@@ -316,12 +332,11 @@ def _cmd_participants_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_participants_restore(args: argparse.Namespace) -> int:
-    import dagster as dg
 
     from har_assets.orchestration.participant_removal import ParticipantRemoval, restore_to_instance
 
-    home, by = _participants_instance(args)
-    with dg.DagsterInstance.get() as instance:
+    home, by, instance = _participants_instance(args)
+    with instance:
         restored = restore_to_instance(instance, ParticipantRemoval.for_home(home), args.participant, by=by)
     print(f"restored '{args.participant}': {len(restored['files'])} stored files back in place, partition "
           "registered again with its history; the next split and model include it again")
@@ -329,17 +344,16 @@ def _cmd_participants_restore(args: argparse.Namespace) -> int:
 
 
 def _cmd_participants_purge(args: argparse.Namespace) -> int:
-    import dagster as dg
 
     from har_assets.definitions import build_resources
     from har_assets.orchestration.participant_removal import ParticipantRemoval, purge_everywhere
 
-    home, by = _participants_instance(args)
     if not args.yes:
         print(f"har participants purge: deletes every copy of '{args.participant}' for good (archive, event log, "
               "pictures, MLflow examples and figures); run again with --yes", file=sys.stderr)
         return 2
-    with dg.DagsterInstance.get() as instance:
+    home, by, instance = _participants_instance(args)
+    with instance:
         record = purge_everywhere(instance, ParticipantRemoval.for_home(home), build_resources(home)["mlflow_tracking"],
                                   args.participant, by=by)
     deleted = record["deleted"]
@@ -391,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("dev", _cmd_dev, "run the Dagster UI and daemon (dagster dev) on HAR_HOME"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+        p.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
         p.add_argument("--demo-participants", type=int, default=12, help=DEMO_HELP)
         p.add_argument("--demo-minutes", type=float, default=8.0)
         p.add_argument("--seed", type=int, default=0)
@@ -406,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="leave-participants-out cross-validation of a labelled cohort, "
                                           "comparing settings", description=EVALUATE_HELP,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data): MLflow store, preprocess.json")
+    ev.add_argument("--home", help="home folder (default $HAR_HOME or ./data): MLflow store, preprocess.json")
     ev.add_argument("--raw", help="folder of participant folders (default: the home's raw/, demo data if empty)")
     ev.add_argument("--participants", nargs="+", help="evaluate only these participants")
     ev.add_argument("--folds", type=int, default=5, help="folds by participant (default 5)")
@@ -432,21 +446,21 @@ def build_parser() -> argparse.ArgumentParser:
                                              "archived, audited; retrained without them")
     rm.add_argument("participant")
     rm.add_argument("--reason", required=True, help="why, for the audit record (e.g. 'withdrew consent')")
-    rm.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    rm.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
     rm.set_defaults(func=_cmd_participants_remove)
     rs = parts_sub.add_parser("restore", help="undo a removal: archived assets back, partition registered again")
     rs.add_argument("participant")
-    rs.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    rs.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
     rs.set_defaults(func=_cmd_participants_restore)
     pg = parts_sub.add_parser("purge", help="make a removal final: delete every copy the platform holds of a "
                                             "removed participant (archive, event log, pictures, MLflow)")
     pg.add_argument("participant")
     pg.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
-    pg.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    pg.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
     pg.set_defaults(func=_cmd_participants_purge)
 
     srv = sub.add_parser("serve", help="run the inference API (FastAPI on uvicorn) for the registered model")
-    srv.add_argument("--home", help=f"home folder (default ${HOME_ENV} or ./data)")
+    srv.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--workers", type=int, default=1)

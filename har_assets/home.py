@@ -1,8 +1,10 @@
-"""The one home folder (`HAR_HOME`, default `./data`) that holds raw data, assets, MLflow and Dagster state."""
+"""The one home folder (`HAR_HOME`, default `./data`) that holds raw data, assets, MLflow and Dagster state.
+
+Where it is and which stores replace its own come from `har_assets.settings.HarSettings`; its config files are
+read here."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -12,14 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from har_assets.config import PreprocessConfig
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig
-from har_assets.objectstore import ASSETS_URI_ENV, is_local, store_path
+from har_assets.objectstore import is_local, store_path
 from har_assets.raw.limits import READING_FILE, ReadLimits
 
-HOME_ENV = "HAR_HOME"
-DEFAULT_HOME = "data"
 PREPROCESS_FILE = "preprocess.json"
 TRAINING_FILE = "training.json"
-MLFLOW_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 class TrainingConfig(BaseModel):
@@ -56,11 +55,12 @@ def _read_config(path: Path, model: type[M]) -> M:
 
 @dataclass(frozen=True)
 class HarHome:
-    root: Path
+    """The home folder; `tracking_uri` (a tracking server) and `assets_uri_override` (a folder or object store)
+    replace its own MLflow store and asset folder."""
 
-    @classmethod
-    def from_env(cls) -> HarHome:
-        return cls(Path(os.environ.get(HOME_ENV, DEFAULT_HOME)).expanduser().resolve())
+    root: Path
+    tracking_uri: str | None = None
+    assets_uri_override: str | None = None
 
     @property
     def raw(self) -> Path:
@@ -79,8 +79,8 @@ class HarHome:
         return self.mlflow / "artifacts"
 
     def mlflow_tracking_uri(self) -> str:
-        """`$MLFLOW_TRACKING_URI` if set (e.g. a tracking server), else `local_mlflow_uri()`."""
-        return os.environ.get(MLFLOW_URI_ENV) or self.local_mlflow_uri()
+        """The tracking server if one is set, else `local_mlflow_uri()`."""
+        return self.tracking_uri or self.local_mlflow_uri()
 
     def local_mlflow_uri(self) -> str:
         """The home's own MLflow store: SQLite under `mlflow/` (a database backend, because the model
@@ -90,7 +90,7 @@ class HarHome:
     def mlflow_artifact_location(self) -> str | None:
         """Artifact root for experiments created in the local store: beside the assets when they are on an object
         store, else `mlflow/artifacts`; None when a tracking server decides."""
-        if os.environ.get(MLFLOW_URI_ENV):
+        if self.tracking_uri:
             return None
         return self.mlflow_artifacts.resolve().as_uri() if self.assets_are_local() else f"{self.assets_uri()}/.mlflow"
 
@@ -103,8 +103,8 @@ class HarHome:
         return f"sqlite:///{self.optuna / 'optuna.db'}"
 
     def assets_uri(self) -> str:
-        """The asset store: `$HAR_ASSETS_URI` (a folder or an object store, `s3://bucket/prefix`), else `assets/`."""
-        return (os.environ.get(ASSETS_URI_ENV) or str(self.assets)).rstrip("/")
+        """The asset store: the override (a folder or an object store, `s3://bucket/prefix`), else `assets/`."""
+        return (self.assets_uri_override or str(self.assets)).rstrip("/")
 
     def assets_are_local(self) -> bool:
         return is_local(store_path(self.assets_uri()))

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from upath import UPath
 
-ASSETS_URI_ENV = "HAR_ASSETS_URI"
 LOCAL_PROTOCOLS = ("", "file", "local")
 
 

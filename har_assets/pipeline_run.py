@@ -1,42 +1,40 @@
-"""The headless pipeline (`har pipeline`): register participants, materialize what is stale, train,
-evaluate and register the model, score every participant with the champion, summarise.
+"""The headless pipeline (`har pipeline`): register participants, preprocess the stale ones, then ask Dagster what
+to run (the automation conditions the daemon's sensors evaluate) and run it, until nothing more is requested.
 
-Runs through a real Dagster instance (the one in `$HAR_HOME/dagster_home`), so everything it
-materializes appears in the UI exactly as if launched there. The model is retrained when some
-participant was (re-)materialized, when no model was registered yet, or with `force`; a participant
-is re-scored when its files or the champion version changed.
+Runs through a real Dagster instance (the one in `$HAR_HOME/dagster_home`), so everything it materializes appears
+in the UI exactly as if launched there, and the daemon and `har pipeline` take the same decisions: which
+participants are stale (`freshness.stale_participants`, as `new_participant_sensor`), when to re-split and retrain
+(`dataset_split`'s data version, at most once per `HAR_RETRAIN_CRON` interval), whom to normalize and score and
+when to refresh the cohort overview (the assets' automation conditions, `orchestration/automation.py`). The
+evaluation cursor is kept in the instance between invocations, as the daemon keeps its sensors' cursors.
+`force` materializes everything, in dependency order ("Materialize all").
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
-from har_assets.definitions import build_resources
+from har_assets.definitions import ASSETS, build_definitions, build_resources
 from har_assets.home import HarHome, RawRootUnavailable
-from har_assets.orchestration.asset_store import JSON_IO, TABLE_IO, WINDOWS_IO
+from har_assets.ml.split import DatasetSplit
+from har_assets.orchestration.asset_store import JSON_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, failed_check
 from har_assets.orchestration.freshness import latest_materializations, metadata_value, stale_participants
-from har_assets.orchestration.overview import OVERVIEW_ASSETS, cohort_overview
-from har_assets.orchestration.partitions import STUDY_PARTICIPANTS, participants
+from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.scoring import SCORING_ASSETS, predictions_version
-from har_assets.orchestration.training import (
-    TRAINING_ASSETS,
-    dataset_split,
-    model,
-    model_evaluation,
-    normalized_windows,
-    registered_model,
-    scaler,
-)
+from har_assets.orchestration.training_records import ModelEvaluation, RegisteredModel, TrainedModel
 from har_assets.progress import Progress, Silent
 from har_assets.raw.scan import raw_root_problem, scan_raw_root
-
-ALL_ASSETS = [*PREPROCESSING_ASSETS, STUDY_PARTICIPANTS, *TRAINING_ASSETS, *SCORING_ASSETS, *OVERVIEW_ASSETS]
+from har_assets.settings import HarSettings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run log stays in the instance
+CURSOR_KEY = "har/pipeline/automation_cursor"  # in the instance's key-value store, as the daemon keeps its cursors
+MAX_ROUNDS = 12  # evaluations of one invocation; the longest chain (split -> ... -> overview) needs four
+ORDER = [key for asset in ASSETS for key in (asset.keys if isinstance(asset, dg.AssetsDefinition) else [asset.key])]
 SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
     "accelerometer_samples": ("raw_recording", "accelerometer_samples"),
     "gyroscope_samples": ("raw_recording", "gyroscope_samples"),
@@ -48,22 +46,49 @@ PREDICTION_FIELDS = ("model_version", "windows", "dominant_class", "mean_confide
 DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
 OVERVIEW_FIELDS = ("windows", "participants_differing", "participants_failing_checks", "participants_missing",
                    "refresh_seconds")  # cohort_overview
+TRAINING_KEYS = {dg.AssetKey(k) for k in ("dataset_split", "scaler", "normalized_windows", "model",
+                                          "model_evaluation", "registered_model")}
+
+
+@dataclass
+class Ran:
+    """What one invocation ran: materialized and failed (asset key, partition or None), with each failure's reason."""
+
+    upstream: dict[dg.AssetKey, set[dg.AssetKey]]  # every asset an asset reads, directly or not
+    group: dict[dg.AssetKey, str]  # its asset group: one automation sensor's
+    done: set[tuple[dg.AssetKey, str | None]] = field(default_factory=set)
+    failed: dict[tuple[dg.AssetKey, str | None], str] = field(default_factory=dict)
+    split_impossible: str | None = None
+
+    def materialized(self, asset: str, partition: str | None = None) -> bool:
+        return (dg.AssetKey(asset), partition) in self.done
+
+    def failure(self, assets: Iterable[dg.AssetKey], partition: str | None = None) -> str | None:
+        return next((self.failed[(k, partition)] for k in assets if (k, partition) in self.failed), None)
 
 
 def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, force: bool = False,
-                 resources: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Materialize every stale participant's preprocessing assets, then (re)train, evaluate and register the model
-    when something changed; return a per-participant summary plus the model's (`model_summary`).
+                 resources: dict[str, Any] | None = None, progress: Progress | None = None,
+                 settings: HarSettings | None = None) -> dict[str, Any]:
+    """Register and preprocess the stale participants, then run what the automation conditions request until
+    nothing is; return a per-participant summary plus the model's (`model_summary`) and the overview's.
 
     `resources` replaces the home's defaults by key (e.g. a smaller `training` config); `progress` hears of each
-    stage and participant."""
+    stage and participant; `settings` name the registered model and the retrain cron (default: the defaults)."""
     instance = instance or dg.DagsterInstance.get()
     progress = progress or Silent()
-    resources = {**build_resources(home), **(resources or {})}
+    settings = settings or HarSettings(home=home.root)
+    resources = {**build_resources(home, settings.model_name, settings.model_alias), **(resources or {})}
+    defs = build_definitions(settings, resources)
     registered = set(instance.get_dynamic_partitions(participants.name))
     problem = raw_root_problem(home.raw, len(registered))
     if problem:
         raise RawRootUnavailable(problem)
+    ran = Ran(upstream=_upstream(defs), group={s.key: s.group_name or "" for s in defs.resolve_all_asset_specs()})
+    cursor = _stored_cursor(instance)
+    pending: dict[dg.AssetKey, set[str | None]] = {}
+    if cursor is None:  # the instance's first evaluation: what changes from here on is new to the next one
+        pending, cursor = _evaluate(defs, instance, None)  # (what it requests runs after preprocessing)
     removed = resources["participant_removal"].removed_ids()
     raw = latest_materializations(instance, "raw_recording", sorted(registered))
     scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=removed,
@@ -78,128 +103,158 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     for pid, fingerprint in sorted(found.items()):
         progress.step(pid)
         if pid not in stale:
-            status = "up-to-date"
             summary["up_to_date"] += 1
-        else:
-            result = dg.materialize(PREPROCESSING_ASSETS, partition_key=pid, instance=instance, resources=resources,
-                                    raise_on_error=False, run_config=QUIET, tags={"har/raw_fingerprint": fingerprint})
-            if not result.success:
-                summary["failed"][pid] = _failure_message(result)
-                continue
-            status = "materialized"
-            summary["materialized"] += 1
-        summary["participants"][pid] = {"status": status, **({"why": stale[pid]} if pid in stale else {})}
+            summary["participants"][pid] = {"status": "up-to-date"}
+            continue
+        result = dg.materialize(PREPROCESSING_ASSETS, partition_key=pid, instance=instance, resources=resources,
+                                raise_on_error=False, run_config=QUIET, tags={"har/raw_fingerprint": fingerprint})
+        if not result.success:
+            summary["failed"][pid] = _failure_message(result)
+            continue
+        summary["materialized"] += 1
+        summary["participants"][pid] = {"status": "materialized", "why": stale[pid]}
     for pid in missing:  # registered, folder gone: kept as it was, not re-read, not re-scored
         summary["participants"][pid] = {"status": "missing"}
-    latest = {asset: latest_materializations(instance, asset, sorted(summary["participants"]))
-              for asset in {asset for asset, _ in SUMMARY_FIELDS.values()}}
-    for pid, entry in summary["participants"].items():
-        for field, (asset, key) in SUMMARY_FIELDS.items():
-            entry[field] = metadata_value(latest[asset].get(pid), key)
-    retrain = (force or summary["materialized"] > 0 or not _stored(resources, "registered_model")
-               or _split_has_unregistered(instance, resources))
-    progress.stage("training, evaluation, registry" if retrain else "model up to date", 1)
-    summary["model"] = run_training(instance, resources) if retrain else model_summary(resources, "up-to-date")
-    progress.step(summary["model"]["status"])
-    scored = {pid: found[pid] for pid in summary["participants"] if pid in found}
-    outcomes = run_scoring(instance, resources, scored, force, progress)
-    for pid, outcome in outcomes.items():
-        if outcome["status"] == "failed":
-            summary["failed"][pid] = f"scoring: {outcome['error']}"
-        summary["participants"][pid]["predictions"] = outcome
-    changed = summary["model"]["status"] == "trained" or any(o["status"] == "scored" for o in outcomes.values())
-    progress.stage("cohort overview", 1)
-    summary["overview"] = run_overview(instance, resources, force or retrain or changed, missing)
-    progress.step(summary["overview"]["status"])
+    if force:
+        _run(_everything_after_preprocessing(instance, defs), instance, resources, ran, progress)
+    for _ in range(MAX_ROUNDS):
+        requested, cursor = _evaluate(defs, instance, cursor)
+        requested = {k: requested.get(k, set()) | pending.get(k, set()) for k in {*requested, *pending}}
+        pending = {}
+        if not requested:
+            break
+        _run(requested, instance, resources, ran, progress)
+    else:
+        raise RuntimeError(f"the automation conditions still request runs after {MAX_ROUNDS} evaluations")
+    instance.run_storage.set_cursor_values({CURSOR_KEY: dg.serialize_value(cursor)})
+    _summarize(summary, instance, resources, ran)
+    if summary["materialized"] and summary["model"]["status"] == "up-to-date" and not ran.materialized("dataset_split"):
+        summary["model"]["note"] = (f"new windows are trained on after the next '{settings.retrain_cron}' tick "
+                                    "(HAR_RETRAIN_CRON), as the daemon does; --force retrains now")
     return summary
 
 
-def run_overview(instance: dg.DagsterInstance, resources: dict, changed: bool,
-                 missing: list[str] | None = None) -> dict[str, Any]:
-    """Refresh cohort_overview when something changed, the missing participants differ from those it shows, or it
-    was never made; its headline figures."""
-    stored = resources[TABLE_IO].exists(dg.AssetKey("cohort_overview"))
-    records = instance.fetch_materializations(dg.AssetKey("cohort_overview"), limit=1).records
-    shown_missing = metadata_value(records[0], "missing_participants") if records else None
-    status = "up-to-date"
-    if changed or not stored or (shown_missing or []) != (missing or []):
-        result = dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance, resources=resources,
-                                raise_on_error=False, run_config=QUIET)
-        if not result.success:
-            return {"status": "failed", "error": _failure_message(result)}
-        status = "refreshed"
+def _stored_cursor(instance: dg.DagsterInstance) -> Any:
+    text = instance.run_storage.get_cursor_values({CURSOR_KEY}).get(CURSOR_KEY)
+    return dg.deserialize_value(text) if text else None
+
+
+def _evaluate(defs: dg.Definitions, instance: dg.DagsterInstance,
+              cursor: Any) -> tuple[dict[dg.AssetKey, set[str | None]], Any]:
+    """One evaluation of every asset's automation condition: (asset -> requested partitions, the next cursor)."""
+    result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
+    requested = {key: set(result.get_requested_partitions(key)) for key in ORDER}
+    return {k: v for k, v in requested.items() if v}, result.cursor
+
+
+def _upstream(defs: dg.Definitions) -> dict[dg.AssetKey, set[dg.AssetKey]]:
+    direct = {spec.key: {dep.asset_key for dep in spec.deps} for spec in defs.resolve_all_asset_specs()}
+    closure: dict[dg.AssetKey, set[dg.AssetKey]] = {}
+    for key in ORDER:  # dependencies first
+        closure[key] = set().union(*({dep} | closure.get(dep, set()) for dep in direct.get(key, set())))
+    return closure
+
+
+def _everything_after_preprocessing(instance: dg.DagsterInstance,
+                                    defs: dg.Definitions) -> dict[dg.AssetKey, set[str | None]]:
+    """What "Materialize all" runs after preprocessing: every unpartitioned asset, and the partitioned ones for each
+    participant whose windows are stored and passed their blocking checks (as the conditions require)."""
+    registered = instance.get_dynamic_partitions(participants.name)
+    ready = set(latest_materializations(instance, "windows", registered)) - set(failed_blocking_checks(instance,
+                                                                                                       registered))
+    skip = {k for a in PREPROCESSING_ASSETS for k in a.keys} | {dg.AssetKey("study_participants")}
+    specs = {s.key: s for s in defs.resolve_all_asset_specs()}
+    return {key: (set(ready) if specs[key].partitions_def else {None}) for key in ORDER if key not in skip}
+
+
+def _run(requested: dict[dg.AssetKey, set[str | None]], instance: dg.DagsterInstance, resources: dict,
+         ran: Ran, progress: Progress | None = None) -> None:
+    """Materialize the requested asset partitions as the daemon does: what one asset group's sensor requests in a
+    tick is one backfill, run in dependency order (consecutive unpartitioned assets in one run, consecutive
+    partitioned ones in one run per participant), and an asset whose upstream failed in that backfill is not run.
+    `progress` hears of the runs (one stage: the requested assets)."""
+    runs: list[tuple[str, list[dg.AssetKey], set[str | None]]] = []  # (asset group, assets, partitions)
+    for group in dict.fromkeys(ran.group[k] for k in ORDER if k in requested):
+        for key in (k for k in ORDER if k in requested and ran.group[k] == group):
+            parts = requested[key]
+            if runs and runs[-1][0] == group and (None in runs[-1][2]) == (None in parts):
+                runs[-1][1].append(key)
+                runs[-1][2].update(parts)
+            else:
+                runs.append((group, [key], set(parts)))
+    progress = progress or Silent()
+    progress.stage(", ".join(k.to_user_string() for k in ORDER if k in requested),
+                   sum(len(parts) for _, _, parts in runs))
+    failed_here: set[tuple[dg.AssetKey, str | None]] = set()  # in this group's backfill
+    for i, (group, keys, parts) in enumerate(runs):
+        if i and runs[i - 1][0] != group:
+            failed_here = set()
+        for partition in sorted(parts, key=str):
+            progress.step(partition or "all participants")
+            selection = [k for k in keys if partition in requested[k]
+                         and not any(u in ran.upstream[k] and p in (partition, None) for u, p in failed_here)]
+            if not selection:
+                continue
+            result = dg.materialize(ASSETS, selection=selection, partition_key=partition, instance=instance,
+                                    resources=resources, raise_on_error=False, run_config=QUIET,
+                                    tags={"har/trigger": "har pipeline"})
+            done = {(e.asset_key, e.partition) for e in result.get_asset_materialization_events()}
+            ran.done |= done
+            if not result.success:
+                reason = _failure_message(result)
+                failed_here |= {(k, partition) for k in selection if (k, partition) not in done}
+                for key in (k for k in selection if (k, partition) not in done):
+                    blocked = [u for u in selection if u in ran.upstream[key] and (u, partition) not in done]
+                    ran.failed[(key, partition)] = (f"not run: {blocked[0].to_user_string()} failed: {reason}"
+                                                    if blocked else reason)
+                if dg.AssetKey("dataset_split") in selection and _is_split_impossible(result):
+                    ran.split_impossible = reason
+
+
+def _summarize(summary: dict[str, Any], instance: dg.DagsterInstance, resources: dict, ran: Ran) -> None:
+    """The per-participant figures, predictions and drift, the model's outcome and the cohort overview's."""
+    people = sorted(summary["participants"])
+    latest = {asset: latest_materializations(instance, asset, people)
+              for asset in {asset for asset, _ in SUMMARY_FIELDS.values()}}
+    pred, drift = (latest_materializations(instance, a, people) for a in ("participant_predictions",
+                                                                          "participant_drift"))
+    scoring = [dg.AssetKey("participant_predictions"), dg.AssetKey("participant_drift")]
+    for pid, entry in summary["participants"].items():
+        for name, (asset, key) in SUMMARY_FIELDS.items():
+            entry[name] = metadata_value(latest[asset].get(pid), key)
+        error = ran.failure(scoring, pid)
+        if error:
+            summary["failed"][pid] = f"scoring: {error}"
+            entry["predictions"] = {"status": "failed", "error": error}
+        elif pid in pred and entry["status"] != "missing":
+            entry["predictions"] = {"status": "scored" if ran.materialized("participant_predictions", pid)
+                                    else "up-to-date",
+                                    **{k: metadata_value(pred.get(pid), k) for k in PREDICTION_FIELDS},
+                                    **{k: metadata_value(drift.get(pid), k) for k in DRIFT_FIELDS}}
+    if ran.split_impossible:
+        summary["model"] = {"status": "skipped", "reason": ran.split_impossible}
+    elif error := next((why for (key, _), why in ran.failed.items() if key in TRAINING_KEYS), None):
+        summary["model"] = {"status": "failed", "error": error}
+    else:
+        summary["model"] = model_summary(resources, "trained" if ran.materialized("registered_model")
+                                         else "up-to-date")
+    summary["overview"] = overview_summary(instance, ran)
+
+
+def overview_summary(instance: dg.DagsterInstance, ran: Ran) -> dict[str, Any]:
+    """The cohort overview's status in this invocation and its headline figures."""
+    error = ran.failure([dg.AssetKey("cohort_overview")])
+    if error:
+        return {"status": "failed", "error": error}
     records = instance.fetch_materializations(dg.AssetKey("cohort_overview"), limit=1).records
     latest = records[0] if records else None
-    return {"status": status, "participants": metadata_value(latest, "dagster/row_count"),
+    return {"status": "refreshed" if ran.materialized("cohort_overview") else "up-to-date",
+            "participants": metadata_value(latest, "dagster/row_count"),
             **{k: metadata_value(latest, k) for k in OVERVIEW_FIELDS}}
-
-
-def run_scoring(instance: dg.DagsterInstance, resources: dict, fingerprints: dict[str, str],
-                force: bool = False, progress: Progress | None = None) -> dict[str, dict[str, Any]]:
-    """Materialize `participant_predictions` and `participant_drift` for every participant (id -> raw
-    fingerprint) not yet scored from these files with the current champion; {} when there is no champion."""
-    tracking = resources["mlflow_tracking"]
-    champion = tracking.champion()
-    if champion is None:
-        return {}
-    outcomes: dict[str, dict[str, Any]] = {}
-    pids = sorted(fingerprints)
-    scored = latest_materializations(instance, "participant_predictions", pids)
-    progress = progress or Silent()
-    progress.stage(f"scoring with v{champion.version}", len(pids))
-    for pid in pids:
-        progress.step(pid)
-        expected = predictions_version(fingerprints[pid], tracking.registered_model_name, champion.version)
-        latest = scored.get(pid)
-        outcomes[pid] = {"status": "up-to-date"}
-        if force or latest is None or (latest.asset_materialization.tags or {}).get("dagster/data_version") != expected:
-            result = dg.materialize(ALL_ASSETS, selection=SCORING_ASSETS, partition_key=pid, instance=instance,
-                                    resources=resources, raise_on_error=False, run_config=QUIET)
-            outcomes[pid] = {"status": "scored"} if result.success else {"status": "failed",
-                                                                         "error": _failure_message(result)}
-    ok = [pid for pid, outcome in outcomes.items() if outcome["status"] != "failed"]
-    pred, drift = (latest_materializations(instance, a, ok) for a in ("participant_predictions", "participant_drift"))
-    for pid in ok:
-        outcomes[pid] |= {**{k: metadata_value(pred.get(pid), k) for k in PREDICTION_FIELDS},
-                          **{k: metadata_value(drift.get(pid), k) for k in DRIFT_FIELDS}}
-    return outcomes
-
-
-def _split_has_unregistered(instance: dg.DagsterInstance, resources: dict) -> bool:
-    """The stored split names a participant who is no longer registered (removed from the study)."""
-    split = _stored(resources, "dataset_split") or {}
-    named = {p for role in ("train", "validation", "test", "unlabelled") for p in split.get(role, [])}
-    return bool(named - set(instance.get_dynamic_partitions(participants.name)))
 
 
 def _stored(resources: dict, asset: str) -> Any:
     return resources[JSON_IO].stored_json(dg.AssetKey(asset))
-
-
-def run_training(instance: dg.DagsterInstance, resources: dict,
-                 tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Split and scaler, normalized windows of every participant that has windows, then model, evaluation and
-    registry: the order a "Materialize all" backfill runs them in. Returns `model_summary`; status "skipped"
-    when there are too few labelled participants to split (not an error of the run)."""
-    def step(selection: list, partition: str | None = None) -> dg.ExecuteInJobResult:
-        return dg.materialize(ALL_ASSETS, selection=selection, partition_key=partition, instance=instance,
-                              resources=resources, raise_on_error=False, tags=tags)
-
-    result = step([dataset_split, scaler])
-    if not result.success and _is_split_impossible(result):
-        return {"status": "skipped", "reason": _failure_message(result)}
-    registered = instance.get_dynamic_partitions(participants.name) if result.success else []
-    rejected = failed_blocking_checks(instance, registered)
-    for pid in registered:
-        if pid not in rejected and resources[WINDOWS_IO].exists(dg.AssetKey("windows"), pid):
-            result = step([normalized_windows], pid)
-            if not result.success:
-                break
-    if result.success:
-        result = step([model, model_evaluation, registered_model])
-    if not result.success:
-        return {"status": "failed", "error": _failure_message(result)}
-    return model_summary(resources, "trained")
 
 
 def _is_split_impossible(result: dg.ExecuteInJobResult) -> bool:
@@ -212,23 +267,27 @@ def _is_split_impossible(result: dg.ExecuteInJobResult) -> bool:
 
 def model_summary(resources: dict, status: str) -> dict[str, Any]:
     """The registered model, its decision and test metrics, from the stored training assets."""
-    split, trained, evaluation, registered = (_stored(resources, a) for a in (
-        "dataset_split", "model", "model_evaluation", "registered_model"))
+    store = resources[JSON_IO]
+    split = store.stored(dg.AssetKey("dataset_split"), DatasetSplit)
+    trained = store.stored(dg.AssetKey("model"), TrainedModel)
+    evaluation = store.stored(dg.AssetKey("model_evaluation"), ModelEvaluation)
+    registered = store.stored(dg.AssetKey("registered_model"), RegisteredModel)
     if registered is None or evaluation is None:
         return {"status": "missing"}
     return {
         "status": status,
-        "registered_model": registered["name"], "version": registered["version"],
-        "champion": registered["champion"], "decision": registered["decision"], "reason": registered["reason"],
-        "model_uri": registered["model_uri"], "mlflow_run_id": registered["mlflow_run_id"],
-        "split": {k: split[k] for k in ("train", "validation", "test", "unlabelled")} if split else None,
-        "best_epoch": trained.get("best_epoch") if trained else None,
-        "epochs_run": trained.get("epochs_run") if trained else None,
-        "train_seconds": trained.get("train_seconds") if trained else None,
+        "registered_model": registered.name, "version": registered.version,
+        "champion": registered.champion, "decision": registered.decision, "reason": registered.reason,
+        "model_uri": registered.model_uri, "mlflow_run_id": registered.mlflow_run_id,
+        "split": {"train": split.train, "validation": split.validation, "test": split.test,
+                  "unlabelled": split.unlabelled} if split else None,
+        "best_epoch": trained.best_epoch if trained else None,
+        "epochs_run": trained.epochs_run if trained else None,
+        "train_seconds": trained.train_seconds if trained else None,
         "test": {
-            "accuracy": evaluation["accuracy"], "macro_f1": evaluation["macro_f1"], "windows": evaluation["n"],
-            "baselines": evaluation["baselines"],
-            "per_participant_accuracy": {p: v["accuracy"] for p, v in evaluation["per_participant"].items()},
+            "accuracy": evaluation.accuracy, "macro_f1": evaluation.macro_f1, "windows": evaluation.n,
+            "baselines": {k: v.model_dump() for k, v in evaluation.baselines.items()},
+            "per_participant_accuracy": {p: v.accuracy for p, v in evaluation.per_participant.items()},
         },
     }
 
@@ -243,8 +302,10 @@ def model_summary_lines(summary: dict[str, Any]) -> list[str]:
     if m["status"] == "skipped":
         return [f"model: not trained - {m['reason']}"]
     if m["status"] == "missing":
-        return ["model: none registered"]
+        return ["model: none registered (no split or training succeeded yet; they run again when windows change, "
+                "or now with --force)"]
     t = m["test"]
+    note = [f"model: {m['note']}"] if m.get("note") else []
     floor = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in t["baselines"].items())
     people = ", ".join(f"{p} {a:.3f}" for p, a in sorted(t["per_participant_accuracy"].items()))
     return [
@@ -253,6 +314,7 @@ def model_summary_lines(summary: dict[str, Any]) -> list[str]:
         f"test participants {', '.join(m['split']['test']) if m['split'] else '?'}: accuracy {t['accuracy']:.3f}, "
         f"macro-F1 {t['macro_f1']:.3f} ({t['windows']} windows); dummy macro-F1: {floor}",
         f"per-participant accuracy: {people}",
+        *note,
     ]
 
 

@@ -34,3 +34,19 @@ def test_private_dagster_api_only_in_its_adapter() -> None:
                  for hit in private_dagster_imports(path)]
     assert offenders == [], "import these from har_assets.orchestration.dagster_internals:\n" + "\n".join(offenders)
     assert private_dagster_imports(ADAPTER), "the adapter no longer needs Dagster's private API: delete it"
+
+
+def test_dg_loads_the_project(tmp_path: Path) -> None:
+    """`dg check defs` finds the code location through `[tool.dg]` and loads it, built from the settings."""
+    venv = Path(sys.executable).parent.parent
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "VIRTUAL_ENV": str(venv), "HOME": str(tmp_path),
+           "HAR_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path), "HAR_RETRAIN_CRON": "*/10 * * * *"}
+    (tmp_path / "dagster.yaml").write_text("")
+    done = subprocess.run([str(venv / "bin" / "dg"), "check", "defs"], capture_output=True, text=True,
+                          cwd=PACKAGE.parent, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "All definitions loaded successfully" in done.stdout + done.stderr
+    listed = subprocess.run([str(venv / "bin" / "dg"), "list", "defs", "--json"], capture_output=True, text=True,
+                            cwd=PACKAGE.parent, env=env, timeout=300)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert "re-split on new windows, at most once per '*/10 * * * *'" in listed.stdout  # HAR_RETRAIN_CRON, at load

@@ -14,17 +14,18 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from har_assets.definitions import build_definitions, build_resources
+from har_assets.definitions import ASSETS, build_definitions, build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.check_gate import failed_blocking_checks
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.scoring import SCORING_ASSETS
 from har_assets.orchestration.training import dataset_split
-from har_assets.pipeline_run import ALL_ASSETS, _failure_message
+from har_assets.pipeline_run import _failure_message
+from har_assets.settings import HarSettings
 from har_assets_tests.trainfiles import write_two_class_participant
 
 PIDS = ["p01", "p02", "p03", "p04", "p05"]
-DEFS = build_definitions(HarHome(Path("unused-home")))
+DEFS = build_definitions(HarSettings(home=Path("unused-home")))
 EXPECTED = "participant 'p01': blocking check raw_recording.accel_magnitude_plausible failed: "
 
 
@@ -37,7 +38,7 @@ class Cohort:
                               resources=self.resources, raise_on_error=False)
 
     def materialize(self, selection: list, partition: str | None = None) -> dg.ExecuteInJobResult:
-        return dg.materialize(ALL_ASSETS, selection=selection, partition_key=partition, instance=self.instance,
+        return dg.materialize(ASSETS, selection=selection, partition_key=partition, instance=self.instance,
                               resources=self.resources, raise_on_error=False)
 
 

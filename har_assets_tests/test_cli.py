@@ -135,7 +135,7 @@ def test_progress_on_a_terminal_and_silence_elsewhere(tmp_path: Path) -> None:
         (write_participant(raw / pid, seconds=12) / "labels.csv").unlink()
     code, out, err = in_terminal([*HAR, "pipeline"], env)
     assert code == 0, err[-2000:]
-    assert "preprocessing (2 stale)" in err and "2/2" in err and "cohort overview" in err
+    assert "preprocessing (2 stale)" in err and "2/2" in err and "cohort_overview" in err
     code, out, err = in_terminal([*HAR, "pipeline", "--json"], env)
     assert code == 0 and json.loads(out)["up_to_date"] == 2
     assert "preprocessing (" not in err and "cohort overview" not in err  # --json: machine-readable, no bars

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from har_assets.settings import HarSettings
 from har_assets_tests.stack import dagster_postgres_env, postgres_databases
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +106,7 @@ def test_every_env_var_the_code_reads_is_documented() -> None:
         for pattern in ENV_READ:
             read |= set(pattern.findall(text))
     assert {"HAR_HOME", "MLFLOW_TRACKING_URI", "HAR_AUTOSTART_SENSOR"} <= read  # the scan finds them at all
+    read |= set(HarSettings.env_vars().values())  # every setting, whatever the scan finds
     reference = (ROOT / "README.md").read_text().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     undocumented = sorted(v for v in read if f"`{v}`" not in reference and not _grouped(v, reference))
     assert not undocumented, f"add these to the README's Configuration section: {undocumented}"
@@ -119,7 +121,10 @@ def _grouped(variable: str, reference: str) -> bool:
 def test_the_image_requirements_are_satisfied_together() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     dockerfile = (ROOT / "Dockerfile").read_text()
-    extras = ["docker"] if "HAR_EXTRAS" in dockerfile else []
+    # the default image installs the platform (its serve extra with it), the `api` target serve alone
+    assert 'pip install ".[platform${HAR_EXTRAS:+,$HAR_EXTRAS}]"' in dockerfile
+    assert 'pip install ".[serve]"' in dockerfile
+    extras = ["platform", "serve"] + (["docker"] if "HAR_EXTRAS" in dockerfile else [])
     requirements = [Requirement(r) for r in project["dependencies"]]
     requirements += [Requirement(r) for extra in extras for r in project["optional-dependencies"][extra]]
     problems = []

@@ -15,10 +15,12 @@ from har_assets.definitions import build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.freshness import stale_participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.sensors import new_participant_sensor
+from har_assets.orchestration.sensors import study_sensors
 from har_assets.pipeline_run import run_pipeline
 from har_assets.raw.scan import scan_raw_root
 from har_assets_tests.rawfiles import age, edit_cell, write_participant
+
+new_participant_sensor = study_sensors()[0]  # as deployed (running)
 
 PIDS = ["p01", "p02", "p03"]
 

@@ -13,7 +13,6 @@ import pytest
 import s3fs
 
 from har_assets.definitions import build_resources
-from har_assets.home import HarHome
 from har_assets.ml.hyperparams import TrainConfig
 from har_assets.orchestration.asset_store import store_resources
 from har_assets.orchestration.participant_removal import (
@@ -25,6 +24,7 @@ from har_assets.orchestration.participant_removal import (
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.training_resources import TrainingResource
 from har_assets.pipeline_run import run_pipeline
+from har_assets.settings import HarSettings
 from har_assets_tests.modelstore import TINY
 from har_assets_tests.objectstore_server import S3Server, seaweedfs
 from har_assets_tests.rawfiles import edit_cell
@@ -54,7 +54,7 @@ def study(s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HAR_ASSETS_URI", f"s3://{s3.bucket}/{PREFIX}")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    home = HarHome(tmp_path / "home")
+    home = HarSettings(home=tmp_path / "home").har_home()  # the asset store from HAR_ASSETS_URI, as `har` reads it
     for i, pid in enumerate(PIDS):
         write_two_class_participant(home.raw / pid, seconds=30, gain=0.8 + 0.1 * i)
     fs = s3fs.S3FileSystem()

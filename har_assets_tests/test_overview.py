@@ -13,12 +13,12 @@ import polars as pl
 import pytest
 
 from har_assets.cli import prepare_home
-from har_assets.definitions import build_definitions, build_resources
+from har_assets.definitions import ASSETS, build_definitions, build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.overview import cohort_overview
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.training import dataset_split
-from har_assets.pipeline_run import ALL_ASSETS
+from har_assets.settings import HarSettings
 from har_assets_tests.rawfiles import age
 from har_assets_tests.trainfiles import write_two_class_participant
 
@@ -49,7 +49,7 @@ def study(tmp_path: Path):
         for pid in PIDS:  # p06 fails its blocking units check: stored, flagged, no windows
             dg.materialize(PREPROCESSING_ASSETS, partition_key=pid, instance=instance, resources=resources,
                            raise_on_error=False)
-        assert dg.materialize(ALL_ASSETS, selection=[dataset_split], instance=instance, resources=resources).success
+        assert dg.materialize(ASSETS, selection=[dataset_split], instance=instance, resources=resources).success
         yield home, instance, resources
 
 
@@ -59,7 +59,7 @@ def png_of(markdown: str) -> bytes:
 
 def test_a_row_per_participant_and_the_rotated_watch_stands_out(study) -> None:
     home, instance, resources = study
-    result = dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance, resources=resources)
+    result = dg.materialize(ASSETS, selection=[cohort_overview], instance=instance, resources=resources)
     assert result.success
     meta = result.asset_materializations_for_node("cohort_overview")[0].metadata
     rows = {r.data["participant"]: r.data for r in meta["participants"].records}
@@ -82,10 +82,10 @@ def test_a_row_per_participant_and_the_rotated_watch_stands_out(study) -> None:
 
 def test_automation_refreshes_it_when_a_participant_changes(study) -> None:
     home, instance, resources = study
-    defs = build_definitions(home)
+    defs = build_definitions(HarSettings(home=home.root))
     first = dg.evaluate_automation_conditions(defs, instance)
     assert first.get_num_requested(dg.AssetKey("cohort_overview")) == 1  # windows and a split since (never) made
-    assert dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance, resources=resources).success
+    assert dg.materialize(ASSETS, selection=[cohort_overview], instance=instance, resources=resources).success
     quiet = dg.evaluate_automation_conditions(defs, instance, cursor=first.cursor)
     assert quiet.get_num_requested(dg.AssetKey("cohort_overview")) == 0
     assert dg.materialize(PREPROCESSING_ASSETS, partition_key="p02", instance=instance, resources=resources).success
@@ -97,7 +97,7 @@ def test_an_empty_study_has_an_empty_overview(tmp_path: Path) -> None:
     home = HarHome(tmp_path / "empty")
     prepare_home(home, demo_participants=0, demo_minutes=1, seed=0)
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        result = dg.materialize(ALL_ASSETS, selection=[cohort_overview], instance=instance,
+        result = dg.materialize(ASSETS, selection=[cohort_overview], instance=instance,
                                 resources=build_resources(home))
     meta = result.asset_materializations_for_node("cohort_overview")[0].metadata
     assert meta["dagster/row_count"].value == 0 and "channel_levels" not in meta

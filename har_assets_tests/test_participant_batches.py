@@ -13,9 +13,11 @@ from har_assets.home import HarHome
 from har_assets.orchestration.check_gate import PREPROCESSING_CHECKS, failed_blocking_checks
 from har_assets.orchestration.participant_batches import PARTICIPANTS_PER_RUN
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.sensors import isolate_failed_batches, retry_transient_failures
+from har_assets.orchestration.sensors import study_sensors
 from har_assets.signal.windowing import WindowSet
 from har_assets_tests.rawfiles import edit_cell, write_participant
+
+_, isolate_failed_batches, retry_transient_failures = study_sensors()  # as deployed (running)
 
 PIDS = ["p01", "p02", "p03"]
 

@@ -11,14 +11,16 @@ import dagster as dg
 import pytest
 
 from har_assets.cli import main, prepare_home
-from har_assets.definitions import build_definitions, build_resources
+from har_assets.definitions import ASSETS, build_definitions, build_resources
 from har_assets.home import HarHome
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
-from har_assets.orchestration.sensors import new_participant_sensor
+from har_assets.orchestration.sensors import study_sensors
 from har_assets.orchestration.training import dataset_split
-from har_assets.pipeline_run import ALL_ASSETS, _split_has_unregistered
+from har_assets.settings import HarSettings
 from har_assets_tests.rawfiles import age
 from har_assets_tests.trainfiles import write_two_class_participant
+
+new_participant_sensor = study_sensors()[0]  # as deployed (running)
 
 PIDS = ["p01", "p02", "p03", "p04"]
 
@@ -42,7 +44,7 @@ def study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         for pid in PIDS:
             assert dg.materialize(PREPROCESSING_ASSETS, partition_key=pid, instance=instance,
                                   resources=resources).success
-        assert dg.materialize(ALL_ASSETS, selection=[dataset_split], instance=instance, resources=resources).success
+        assert dg.materialize(ASSETS, selection=[dataset_split], instance=instance, resources=resources).success
         yield home, instance, resources
 
 
@@ -64,7 +66,7 @@ def split_members(resources: dict) -> list[str]:
 def test_har_participants_remove(study, capsys: pytest.CaptureFixture[str]) -> None:
     home, instance, resources = study
     kept = digest(home.assets / "windows" / "p01.npz")
-    before = dg.evaluate_automation_conditions(build_definitions(home), instance)
+    before = dg.evaluate_automation_conditions(build_definitions(HarSettings(home=home.root)), instance)
 
     assert main(["participants", "remove", "p02", "--reason", "withdrew consent"]) == 0
     assert "removed 'p02' (withdrew consent): partition deleted" in capsys.readouterr().out
@@ -84,14 +86,13 @@ def test_har_participants_remove(study, capsys: pytest.CaptureFixture[str]) -> N
     assert meta["removed"].value == ["p02"] and meta["reasons"].value == {"p02": "withdrew consent"}
 
     # the split follows: the automation re-splits, and the split is made without p02
-    assert _split_has_unregistered(instance, resources)
+    assert "p02" in split_members(resources)  # the stored split still names the removed participant
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)  # past the next tick of the hourly retrain cron
-    after = dg.evaluate_automation_conditions(build_definitions(home), instance, cursor=before.cursor,
-                                              evaluation_time=later)
+    after = dg.evaluate_automation_conditions(build_definitions(HarSettings(home=home.root)), instance,
+                                              cursor=before.cursor, evaluation_time=later)
     assert after.get_num_requested(dg.AssetKey("dataset_split")) == 1
-    assert dg.materialize(ALL_ASSETS, selection=[dataset_split], instance=instance, resources=resources).success
+    assert dg.materialize(ASSETS, selection=[dataset_split], instance=instance, resources=resources).success
     assert split_members(resources) == ["p01", "p03", "p04"]
-    assert not _split_has_unregistered(instance, resources)
 
     # its folder is still there: the sensor skips it instead of registering it again
     for folder in home.raw.iterdir():

@@ -19,6 +19,7 @@ from har_assets.home import HarHome
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource
 from har_assets.raw.layout import content_fingerprint, locate_files
+from har_assets.settings import HarSettings
 from har_assets.signal.windowing import WindowSet
 from har_assets_tests.rawfiles import edit_cell, write_participant
 
@@ -52,7 +53,7 @@ def digest(path: Path) -> str:
 
 
 def test_definitions_load(home: HarHome) -> None:
-    defs = build_definitions(home)
+    defs = build_definitions(HarSettings(home=home.root))
     dg.Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("preprocess_participant")
     assert {n.name for n in job.graph.node_defs} >= {"raw_recording", "fused_recording", "filtered_recording",

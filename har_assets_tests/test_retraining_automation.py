@@ -10,15 +10,16 @@ import dagster as dg
 import pytest
 
 from har_assets.definitions import build_definitions
-from har_assets.home import HarHome
-from har_assets.orchestration.automation import RETRAIN_CRON, retrain_sensor
 from har_assets.orchestration.check_gate import PREPROCESSING_CHECKS, partitioned_specs
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.training import TRAINING_ASSETS
+from har_assets.settings import HarSettings
 
 ASSETS = [*PREPROCESSING_ASSETS, *TRAINING_ASSETS]
-DEFS = build_definitions(HarHome(Path("unused-home")))
+SETTINGS = HarSettings(home=Path("unused-home"), retrain_cron="0 * * * *")
+DEFS = build_definitions(SETTINGS)
+RETRAIN_CRON = SETTINGS.retrain_cron
 CHAIN = ("scaler", "model", "model_evaluation", "registered_model")
 
 
@@ -68,7 +69,6 @@ def land(instance: dg.DagsterInstance, asset: str, partitions: list[str | None],
 @pytest.fixture
 def hour() -> dt.datetime:
     """Five minutes past a (future) hour, so ticks of the hourly retrain cron fall where the test says."""
-    assert RETRAIN_CRON == "0 * * * *"
     now = dt.datetime.now(dt.UTC).replace(minute=5, second=0, microsecond=0)
     return now + dt.timedelta(hours=2)
 
@@ -123,6 +123,7 @@ def test_conditions_explain_themselves() -> None:
     assert labels["scaler"] == "retrain: the split changed"
     assert labels["model"] == "retrain: the split changed"
     assert labels["model_evaluation"] == "after model updates"
+    retrain_sensor = DEFS.get_sensor_def("retrain_on_new_data")
     selection = retrain_sensor.asset_selection.resolve(ASSETS)
     assert {k.to_user_string() for k in selection} == set(labels)
     assert retrain_sensor.run_tags == {"har/trigger": "automation: new labelled data"}
@@ -159,3 +160,14 @@ def test_scores_when_the_recording_or_the_champion_changes(hour: dt.datetime) ->
         assert tick(6)["participant_predictions"] == 0
         land(instance, "registered_model", [None], version="har-activity@champion=v2")  # a better model won
         assert tick(7)["participant_predictions"] == 2
+
+
+def test_the_retrain_cron_comes_from_the_settings_when_the_definitions_are_built() -> None:
+    defs = build_definitions(HarSettings(home=Path("unused-home"), retrain_cron="*/15 * * * *"))
+    split = {s.key: s for s in defs.resolve_all_asset_specs()}[dg.AssetKey("dataset_split")]
+    assert split.automation_condition.get_label() == "re-split on new windows, at most once per '*/15 * * * *'"
+    assert "'*/15 * * * *'" in defs.get_sensor_def("retrain_on_new_data").description
+    stopped = build_definitions(HarSettings(home=Path("unused-home"), autostart_retrain=False, autostart_sensor=False))
+    assert stopped.get_sensor_def("retrain_on_new_data").default_status == dg.DefaultSensorStatus.STOPPED
+    assert stopped.get_sensor_def("new_participant_sensor").default_status == dg.DefaultSensorStatus.STOPPED
+    assert stopped.get_sensor_def("score_with_champion").default_status == dg.DefaultSensorStatus.RUNNING

@@ -11,8 +11,10 @@ import pytest
 from har_assets.config import PreprocessConfig
 from har_assets.orchestration.participant_removal import ParticipantRemoval
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
-from har_assets.orchestration.sensors import new_participant_sensor
+from har_assets.orchestration.sensors import study_sensors
 from har_assets_tests.rawfiles import age, edit_cell, write_participant
+
+new_participant_sensor = study_sensors()[0]  # as deployed (running)
 
 
 def tick(instance: dg.DagsterInstance, root: Path, cursor: str | None):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
+import mlflow
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ from mlflow import MlflowClient
 
 from har_assets.cli import summary_text
 from har_assets.config import PreprocessConfig
-from har_assets.definitions import build_definitions, build_resources
+from har_assets.definitions import ASSETS, build_definitions, build_resources
 from har_assets.home import HarHome
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.mlflow_model import DIGEST_TAG
@@ -26,9 +28,10 @@ from har_assets.ml.split import DatasetSplit, SplitConfig
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.resources import PreprocessingResource
 from har_assets.orchestration.training import dataset_split, model, model_evaluation, registered_model
+from har_assets.orchestration.training_records import ModelEvaluation, RegisteredModel, TrainedModel
 from har_assets.orchestration.training_resources import TrainingResource
-from har_assets.pipeline_run import ALL_ASSETS, run_pipeline, run_scoring
-from har_assets.raw.scan import scan_raw_root
+from har_assets.pipeline_run import run_pipeline
+from har_assets.settings import HarSettings
 from har_assets.signal.windowing import WindowSet
 from har_assets_tests.rawfiles import edit_cell
 from har_assets_tests.trainfiles import write_two_class_participant
@@ -57,7 +60,7 @@ class Trained:
 
     def materialize(self, selection: list, train: TrainConfig, **resources) -> dg.ExecuteInJobResult:
         res = {**self.resources, "training": TrainingResource.from_configs(WITH_VALIDATION, TINY, train), **resources}
-        return dg.materialize(ALL_ASSETS, selection=selection, instance=self.instance, resources=res,
+        return dg.materialize(ASSETS, selection=selection, instance=self.instance, resources=res,
                               raise_on_error=False)
 
 
@@ -114,9 +117,10 @@ def test_pipeline_scores_every_participant_with_the_champion(trained: Trained) -
         assert pred["windows"] == p["windows"], f"{pid}: scoring must keep every window"
         assert pred["dominant_class"] in trained.model["classes"] and 0 < pred["mean_confidence"] <= 1
     assert "v1: " in summary_text(trained.summary)
-    found = scan_raw_root(trained.home.raw, None, settle_s=0.0).to_request
-    rescored = run_scoring(trained.instance, trained.resources, {p: found[p] for p in people})
-    assert {o["status"] for o in rescored.values()} == {"up-to-date"}, "same files, same champion: nothing to do"
+    again = run_pipeline(trained.home, trained.instance, resources=trained.resources)
+    assert {p["predictions"]["status"] for p in again["participants"].values()} == {"up-to-date"}, \
+        "same files, same champion: Dagster requests nothing"
+    assert again["model"]["status"] == "up-to-date" and again["overview"]["status"] == "up-to-date"
 
 
 def test_broken_participant_fails_clearly_and_is_left_out(trained: Trained) -> None:
@@ -124,7 +128,7 @@ def test_broken_participant_fails_clearly_and_is_left_out(trained: Trained) -> N
                                                   "row 4: list has 2 values but sample_time_offset has 25")
     mat = trained.instance.fetch_materializations(dg.AssetKey("dataset_split"), limit=1).records[0]
     assert mat.asset_materialization.metadata["missing_windows"].value == ["bad01"]
-    result = dg.materialize(ALL_ASSETS, selection=["normalized_windows"], partition_key="bad01",
+    result = dg.materialize(ASSETS, selection=["normalized_windows"], partition_key="bad01",
                             instance=trained.instance, resources=trained.resources, raise_on_error=False)
     assert not result.success
     error = result.get_step_failure_events()[0].step_failure_data.error
@@ -211,6 +215,21 @@ def test_evaluation_metadata_shows_confusion_matrix_and_baselines(trained: Train
     assert next(iter(check.values())).status.value == "SUCCEEDED"
 
 
+def test_training_records_are_stored_as_their_types(trained: Trained) -> None:
+    json_io = trained.resources["har_json"]
+    for asset, kind in (("model", TrainedModel), ("model_evaluation", ModelEvaluation),
+                        ("registered_model", RegisteredModel)):
+        doc = json.loads((trained.home.assets / asset / "__all__.json").read_text())
+        assert doc["type"] == kind.__name__, asset
+        assert json_io.stored(dg.AssetKey(asset), kind).model_dump(mode="json") == doc["value"], asset
+
+
+def test_training_leaves_mlflow_process_globals_alone(trained: Trained) -> None:
+    store = trained.resources["mlflow_tracking"].tracking_uri
+    assert mlflow.get_tracking_uri() != store and mlflow.get_registry_uri() != store
+    assert store not in (os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+
+
 def test_worse_model_is_registered_without_the_alias(trained: Trained) -> None:
     tracking: MlflowTracking = trained.resources["mlflow_tracking"]
     assert int(tracking.champion().version) == 1
@@ -242,7 +261,7 @@ def test_better_model_takes_the_alias(trained: Trained) -> None:
 def test_too_few_labelled_participants_fail_the_split_clearly(trained: Trained) -> None:
     cfg = TrainingResource.from_configs().split.model_dump() | {"test": LABELLED[:4], "validation": [LABELLED[4]]}
     training = TrainingResource(split=cfg)
-    result = dg.materialize(ALL_ASSETS, selection=[dataset_split], instance=trained.instance,
+    result = dg.materialize(ASSETS, selection=[dataset_split], instance=trained.instance,
                             resources={**trained.resources, "training": training}, raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
@@ -251,7 +270,7 @@ def test_too_few_labelled_participants_fail_the_split_clearly(trained: Trained) 
 
 
 def test_definitions_wire_training_jobs_and_sensor(trained: Trained) -> None:
-    defs = build_definitions(trained.home)
+    defs = build_definitions(HarSettings(home=trained.home.root))
     dg.Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("train_and_evaluate")
     assert {n.name for n in job.graph.node_defs} == {"model", "model_evaluation", "registered_model"}

@@ -26,17 +26,16 @@ and `dataset_split` leaves out participants whose latest preprocessing failed a 
 Runs requested by the sensors carry the tag `har/trigger`.
 """
 
-import os
+from collections.abc import Sequence
 
 import dagster as dg
 
-from har_assets.orchestration.sensor_status import default_status
+from har_assets.orchestration.sensor_status import sensor_status
 
 AC = dg.AutomationCondition
-RETRAIN_CRON = os.environ.get("HAR_RETRAIN_CRON", "0 * * * *")
 
 
-def retrain_on_new_windows(cron: str = RETRAIN_CRON) -> dg.AutomationCondition:
+def retrain_on_new_windows(cron: str) -> dg.AutomationCondition:
     """New windows since the last split, and a `cron` tick passed since then (or no split exists yet)."""
     new_windows = AC.any_deps_updated().since_last_handled().with_label(
         "windows changed, or participants were removed, since the last split")
@@ -88,7 +87,10 @@ def score_condition() -> dg.AutomationCondition:
     recording, registry = dg.AssetSelection.assets("raw_recording"), dg.AssetSelection.assets("registered_model")
     new_recording = AC.any_deps_match(AC.newly_updated()).allow(recording).with_label("its recording changed")
     new_champion = AC.any_deps_match(AC.data_version_changed()).allow(registry).with_label("the champion changed")
-    return ((new_recording | new_champion) & ~AC.any_deps_missing() & ~AC.any_deps_in_progress()
+    # latched until handled: a change seen while an input is missing or running is not lost, and one already
+    # handled ("Materialize all", `har pipeline --force` scored after it) asks for nothing more
+    changed = (new_recording | new_champion).since_last_handled().with_label("its recording or the champion changed")
+    return (changed & ~AC.any_deps_missing() & ~AC.any_deps_in_progress()
             & ~AC.in_progress() & AC.all_deps_blocking_checks_passed()).with_label("score with the current champion")
 
 
@@ -101,25 +103,38 @@ def refresh_overview() -> dg.AutomationCondition:
     return (changed & idle).with_label("refresh the cohort overview")
 
 
-def _automation_sensor(name: str, group: str, autostart_var: str, trigger: str,
-                       description: str) -> dg.AutomationConditionSensorDefinition:
-    """Evaluates the automation conditions of one asset group every minute; `autostart_var`=0 deploys it stopped."""
-    return dg.AutomationConditionSensorDefinition(
-        name, target=dg.AssetSelection.groups(group).materializable(), default_status=default_status(autostart_var),
-        minimum_interval_seconds=60, run_tags={"har/trigger": trigger}, description=description)
+def with_retrain_cron(assets: Sequence[dg.AssetsDefinition | dg.AssetSpec],
+                      cron: str) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """The assets with `dataset_split`'s condition for this cron (`HarSettings.retrain_cron`), applied when the
+    definitions are built, not at import."""
+    split = dg.AssetKey("dataset_split")
+    return [a.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=retrain_on_new_windows(cron))
+                              if spec.key == split else spec)
+            if isinstance(a, dg.AssetsDefinition) and split in a.keys else a for a in assets]
 
 
-retrain_sensor = _automation_sensor(
-    "retrain_on_new_data", "training", "HAR_AUTOSTART_RETRAIN", "automation: new labelled data",
-    "Evaluates the training assets' automation conditions: re-split when windows change (at most once "
-    f"per '{RETRAIN_CRON}'), retrain when the split's data changes, normalize new participants.")
+def automation_sensors(cron: str, retrain: bool = True, scoring: bool = True, overview: bool = True,
+                       interval_s: int = 60) -> list[dg.AutomationConditionSensorDefinition]:
+    """The retraining, scoring and overview sensors, each deployed running or stopped (`HarSettings.autostart_*`),
+    evaluating every `interval_s` seconds."""
 
-scoring_sensor = _automation_sensor(
-    "score_with_champion", "scoring", "HAR_AUTOSTART_SCORING", "automation: new recording or champion",
-    "Evaluates the scoring assets' automation conditions: score a participant when its recording or the "
-    "champion changes.")
+    def _automation_sensor(name: str, group: str, running: bool, trigger: str,
+                           description: str) -> dg.AutomationConditionSensorDefinition:
+        return dg.AutomationConditionSensorDefinition(
+            name, target=dg.AssetSelection.groups(group).materializable(), default_status=sensor_status(running),
+            minimum_interval_seconds=interval_s, run_tags={"har/trigger": trigger}, description=description)
 
-overview_sensor = _automation_sensor(
-    "refresh_cohort_overview", "overview", "HAR_AUTOSTART_OVERVIEW", "automation: a participant changed",
-    "Evaluates cohort_overview's automation condition: refresh it when any participant's recording, windows, "
-    "split, evaluation or drift changed and nothing upstream is running.")
+    return [
+        _automation_sensor(
+            "retrain_on_new_data", "training", retrain, "automation: new labelled data",
+            "Evaluates the training assets' automation conditions: re-split when windows change (at most once "
+            f"per '{cron}'), retrain when the split's data changes, normalize new participants."),
+        _automation_sensor(
+            "score_with_champion", "scoring", scoring, "automation: new recording or champion",
+            "Evaluates the scoring assets' automation conditions: score a participant when its recording or the "
+            "champion changes."),
+        _automation_sensor(
+            "refresh_cohort_overview", "overview", overview, "automation: a participant changed",
+            "Evaluates cohort_overview's automation condition: refresh it when any participant's recording, "
+            "windows, split, evaluation or drift changed and nothing upstream is running."),
+    ]

@@ -6,12 +6,16 @@ stage failed after its input was re-made), its latest `raw_recording` was read f
 (`raw_fingerprint`, kept by batches too), its `fused_recording` was made with this preprocessing config
 (`preprocess_config`), and no blocking check failed on its latest preprocessing. Anything else is stale,
 with the reason. A few queries in all, whatever the number of participants.
+
+Why not Dagster's data versions alone: a backfill step over several participants yields one output for all of
+them, and Dagster 1.13 records no data version per partition for it, so the raw files' hash is kept as
+metadata (`raw_fingerprint`) by every run; and a data version does not cover a resource's config, so the
+preprocessing config is kept as metadata too. Downstream of preprocessing, the automation conditions use
+Dagster's data versions (`dataset_split`'s, `registered_model`'s).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
@@ -43,11 +47,6 @@ def metadata_value(record: dg.EventLogRecord | None, key: str) -> Any:
     if mat is None or key not in mat.metadata:
         return None
     return mat.metadata[key].value
-
-
-def config_fingerprint(cfg: PreprocessConfig) -> str:
-    """A short hash of the preprocessing config: a new one makes every participant stale."""
-    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def stale_participants(instance: dg.DagsterInstance, fingerprints: Mapping[str, str],

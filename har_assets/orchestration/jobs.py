@@ -1,4 +1,4 @@
-"""Jobs: preprocessing of one participant per run (steps in one process); backfills batch participants."""
+"""Jobs: preprocessing of one participant per run; backfills batch participants."""
 
 import dagster as dg
 
@@ -7,6 +7,5 @@ from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 preprocess_job = dg.define_asset_job(
     "preprocess_participant",
     selection=dg.AssetSelection.assets(*PREPROCESSING_ASSETS),
-    executor_def=dg.in_process_executor,
     description="Raw files of one participant to labelled windows.",
 )

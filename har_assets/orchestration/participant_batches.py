@@ -136,6 +136,6 @@ def _latest_materializations(context: dg.AssetExecutionContext, pids: list[str])
         dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=pids), limit=len(pids)).records
     latest: dict[str, dg.EventLogRecord] = {}
     for record in records:  # newest first
-        if record.run_id == context.run_id and record.partition_key not in latest:
+        if record.run_id == context.run.run_id and record.partition_key not in latest:
             latest[record.partition_key] = record
     return latest

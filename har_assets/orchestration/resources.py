@@ -4,20 +4,16 @@ PreprocessConfig)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
-from pydantic import Field, create_model
+from pydantic import Field
 
 from har_assets.config import PreprocessConfig
+from har_assets.orchestration.pydantic_config import config_class, values_of
 from har_assets.raw.layout import validate_participant_id
 from har_assets.raw.limits import ReadLimits
 
-_RawStoreBase = create_model(  # type: ignore[call-overload]
-    "_RawStoreBase", __base__=dg.ConfigurableResource,
-    **{name: (info.annotation, Field(info.default, description=info.description))
-       for name, info in ReadLimits.model_fields.items()},
-)
+_RawStoreBase = config_class(ReadLimits, "_RawStoreBase", dg.ConfigurableResource)
 
 
 class RawStore(_RawStoreBase):  # type: ignore[misc,valid-type]
@@ -32,24 +28,14 @@ class RawStore(_RawStoreBase):  # type: ignore[misc,valid-type]
 
     def limits(self) -> ReadLimits:
         """The limits as set here (in the Launchpad or from reading.json), validated."""
-        return ReadLimits.model_validate({name: getattr(self, name) for name in ReadLimits.model_fields})
+        return ReadLimits.model_validate(values_of(self, ReadLimits))
 
     def folder(self, participant: str) -> Path:
         return Path(self.root) / validate_participant_id(participant)
 
 
-def _resource_fields() -> dict[str, Any]:
-    """PreprocessConfig's fields, as Dagster config accepts them (lists instead of tuples)."""
-    fields: dict[str, Any] = {}
-    for name, info in PreprocessConfig.model_fields.items():
-        annotation = list[str] | None if name == "activities" else info.annotation
-        fields[name] = (annotation, info.default)
-    return fields
-
-
-_PreprocessingBase = create_model(  # type: ignore[call-overload]
-    "_PreprocessingBase", __base__=dg.ConfigurableResource, **_resource_fields()
-)
+_PreprocessingBase = config_class(PreprocessConfig, "_PreprocessingBase", dg.ConfigurableResource,
+                                  annotations={"activities": list[str] | None})  # a list in Dagster config
 
 
 class PreprocessingResource(_PreprocessingBase):  # type: ignore[misc,valid-type]

@@ -1,7 +1,7 @@
 """Per-participant scoring with the registered champion: `participant_predictions` and `participant_drift`.
 
 Thin shells over har_assets.serving: the same `LoadedModel.predict_recording` as the HTTP API, so
-the timeline here and `/predict` on the same samples agree. The predictor (MLflow, torch) is
+the timeline here and `/predict` on the same samples agree. The predictor (MLflow, ONNX Runtime) is
 imported when a model is loaded, not when the code location is.
 """
 
@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 import numpy as np
 import polars as pl
-from pydantic import create_model
 
 from har_assets.inference import timeline
 from har_assets.inference.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
@@ -21,6 +20,7 @@ from har_assets.orchestration.check_gate import failed_blocking_checks, partitio
 from har_assets.orchestration.mlflow_resource import MlflowTracking
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import failing_clearly
+from har_assets.orchestration.pydantic_config import config_class, values_of
 from har_assets.orchestration.retries import TRANSIENT_RETRY
 from har_assets.orchestration.tables import frame_table, rows_table, tabular_metadata
 from har_assets.plots.png import png_markdown
@@ -64,17 +64,14 @@ def refuse_failed_recording(instance: dg.DagsterInstance, pid: str) -> None:
                          metadata={"participant": pid, "failed_checks": [f"{f.asset}.{f.check}" for f in failed]})
 
 
-_DriftBase = create_model(  # type: ignore[call-overload]
-    "_DriftBase", __base__=dg.ConfigurableResource,
-    **{name: (info.annotation, info.default) for name, info in DriftThresholds.model_fields.items()},
-)
+_DriftBase = config_class(DriftThresholds, "_DriftBase", dg.ConfigurableResource)
 
 
 class DriftThresholdsResource(_DriftBase):  # type: ignore[misc,valid-type]
     """Thresholds of the drift checks; the fields are DriftThresholds'."""
 
     def to_thresholds(self) -> DriftThresholds:
-        return DriftThresholds.model_validate({name: getattr(self, name) for name in DriftThresholds.model_fields})
+        return DriftThresholds.model_validate(values_of(self, DriftThresholds))
 
 
 def build_scoring_resources() -> dict[str, Any]:

@@ -3,36 +3,35 @@
 `retry_transient_failures`: a participant's run that failed for a transient reason is asked for again."""
 
 
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
-from har_assets.orchestration.freshness import config_fingerprint, stale_participants
+from har_assets.orchestration.freshness import stale_participants
 from har_assets.orchestration.jobs import preprocess_job
 from har_assets.orchestration.participant_removal import ParticipantRemoval, registry_event
 from har_assets.orchestration.partitions import STUDY_PARTICIPANTS, participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
-from har_assets.orchestration.sensor_status import default_status
+from har_assets.orchestration.sensor_status import sensor_status
 from har_assets.raw.removal import RemovalRecord
 from har_assets.raw.scan import raw_root_problem, scan_raw_root
 
 SETTLE_SECONDS = 10.0
 
 
-@dg.sensor(asset_selection=dg.AssetSelection.assets(*PREPROCESSING_ASSETS), minimum_interval_seconds=30,
-           default_status=default_status("HAR_AUTOSTART_SENSOR"),  # 0: e.g. ingestion only by backfills
-           description="Scans the raw root; adds each new valid participant as a partition. Of the new or changed "
-                       "folders (all of them when the preprocessing config changed) it requests the stale ones, "
-                       "as `har pipeline` decides staleness: a run for one, a backfill (batched, "
-                       "PARTICIPANTS_PER_RUN per run) for several. A registered participant whose folder is gone is "
-                       "reported missing (observations of raw_recording and study_participants) and keeps its "
-                       "assets; only `har participants remove` removes. A missing or empty raw root while "
-                       "participants are registered changes nothing.")
 def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawStore,
                            participant_removal: ParticipantRemoval,
                            preprocessing: PreprocessingResource) -> dg.SensorResult | dg.SkipReason:
+    """Scans the raw root; adds each new valid participant as a partition. Of the new or changed folders (all of
+    them when the preprocessing config changed) it requests the stale ones, as `har pipeline` decides staleness: a run
+    for one, a backfill (batched, PARTICIPANTS_PER_RUN per run) for several. A registered participant whose folder is
+    gone is reported missing (observations of raw_recording and study_participants) and keeps its assets; only
+    `har participants remove` removes. A missing or empty raw root while participants are registered changes
+    nothing."""
     previous = json.loads(context.cursor) if context.cursor else None
     registered = set(context.instance.get_dynamic_partitions(participants.name))
     problem = raw_root_problem(Path(raw_store.root), len(registered))
@@ -45,7 +44,7 @@ def new_participant_sensor(context: dg.SensorEvaluationContext, raw_store: RawSt
     for name, problem in sorted(scan.invalid.items()):
         context.log.warning(f"skipping raw folder '{name}': {problem}")
     cfg = preprocessing.to_config()
-    config = config_fingerprint(cfg)
+    config = cfg.fingerprint()  # a new one makes every participant a candidate
     missing = sorted(registered - set(scan.folders) - removed)
     was_missing = set((previous or {}).get("missing", []))
     cursor = json.dumps({**scan.state, "config": config, "missing": missing}, sort_keys=True)
@@ -115,13 +114,10 @@ PREPROCESSING_KEYS = {key for asset in PREPROCESSING_ASSETS for key in asset.key
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-@dg.run_failure_sensor(request_job=preprocess_job, minimum_interval_seconds=30,
-                       default_status=default_status("HAR_AUTOSTART_SENSOR"),
-                       description="A failed preprocessing batch (a backfill run over several participants, which "
-                                   "stores nothing when one of them fails) is re-run one participant per run: the "
-                                   "good ones materialize, the bad one fails on its own with its own error. A "
-                                   "batch whose worker died is left to the instance's run retries.")
 def isolate_failed_batches(context: dg.RunFailureSensorContext) -> list[dg.RunRequest] | dg.SkipReason:
+    """A failed preprocessing batch (a backfill run over several participants, which stores nothing when one of
+    them fails) is re-run one participant per run: the good ones materialize, the bad one fails on its own with its
+    own error. A batch whose worker died is left to the instance's run retries."""
     run = context.dagster_run
     start, end = (run.tags.get(tag) for tag in RANGE_TAGS)
     if not start or not end or start == end or not (run.asset_selection or set()) <= PREPROCESSING_KEYS:
@@ -155,13 +151,10 @@ def failed_on_its_data(context: dg.RunFailureSensorContext) -> bool | None:
     return False
 
 
-@dg.run_failure_sensor(request_job=preprocess_job, minimum_interval_seconds=30,
-                       default_status=default_status("HAR_AUTOSTART_SENSOR"),
-                       description="A participant's preprocessing run that failed for a transient reason (a store or "
-                                   f"service down through every retry of its steps) is asked for again, at most "
-                                   f"{MAX_RECOVERY_ATTEMPTS} times; one that failed on its data is not, until its "
-                                   "files change (new_participant_sensor).")
 def retry_transient_failures(context: dg.RunFailureSensorContext) -> dg.RunRequest | dg.SkipReason:
+    """A participant's preprocessing run that failed for a transient reason (a store or service down through
+    every retry of its steps) is asked for again, at most MAX_RECOVERY_ATTEMPTS times; one that failed on its data
+    is not, until its files change (new_participant_sensor)."""
     run = context.dagster_run
     pid = run.tags.get("dagster/partition")
     if not pid or not (run.asset_selection or set()) <= PREPROCESSING_KEYS:
@@ -182,3 +175,21 @@ def retry_transient_failures(context: dg.RunFailureSensorContext) -> dg.RunReque
     if "har/raw_fingerprint" in run.tags:
         tags["har/raw_fingerprint"] = run.tags["har/raw_fingerprint"]
     return dg.RunRequest(partition_key=pid, run_key=f"recover:{run.run_id}", tags=tags)
+
+
+def study_sensors(running: bool = True) -> list[dg.SensorDefinition]:
+    """`new_participant_sensor`, `isolate_failed_batches` and `retry_transient_failures` (their docstrings are their
+    descriptions), deployed running or stopped (`HarSettings.autostart_sensor`; stopped e.g. to drive ingestion only
+    by backfills)."""
+    status = sensor_status(running)
+    return [
+        dg.sensor(asset_selection=dg.AssetSelection.assets(*PREPROCESSING_ASSETS), minimum_interval_seconds=30,
+                  description=_description(new_participant_sensor), default_status=status)(new_participant_sensor),
+        *(dg.run_failure_sensor(request_job=preprocess_job, minimum_interval_seconds=30, description=_description(fn),
+                                default_status=status)(fn)
+          for fn in (isolate_failed_batches, retry_transient_failures)),
+    ]
+
+
+def _description(fn: Callable) -> str:
+    return " ".join(inspect.cleandoc(fn.__doc__ or "").split())

@@ -7,25 +7,16 @@ constraints, editable in the Launchpad under `resources.training.config.{split,m
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import dagster as dg
-from pydantic import BaseModel, Field, create_model
+from pydantic import Field
 
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig
+from har_assets.orchestration.pydantic_config import config_class
 
-
-def config_section(model: type[BaseModel], name: str) -> type[dg.Config]:
-    """A `dg.Config` class with the fields of a pure pydantic config."""
-    fields: dict[str, Any] = {n: (info.annotation, copy.copy(info)) for n, info in model.model_fields.items()}
-    return create_model(name, __base__=dg.Config, __doc__=model.__doc__, **fields)  # type: ignore[call-overload]
-
-
-SplitSection = config_section(SplitConfig, "SplitSection")
-ModelSection = config_section(ModelConfig, "ModelSection")
-TrainSection = config_section(TrainConfig, "TrainSection")
+SplitSection = config_class(SplitConfig, "SplitSection")
+ModelSection = config_class(ModelConfig, "ModelSection")
+TrainSection = config_class(TrainConfig, "TrainSection")
 
 
 class TrainingResource(dg.ConfigurableResource):
