@@ -44,16 +44,16 @@ def build_resources(home: HarHome, model_name: str = DEFAULT_MODEL_NAME, model_a
 
 
 def build_definitions(settings: HarSettings, resources: dict | None = None) -> dg.Definitions:
-    """The code location these settings describe (`resources` replaces resources by key). Every job runs its steps in
-    one process (the executor below)."""
+    """The code location these settings describe, with `resources` instead of the settings' own if given (`har
+    pipeline` has built them). Every job runs its steps in one process (the executor below)."""
     return dg.Definitions(
         assets=with_retrain_cron(ASSETS, settings.retrain_cron),
         jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
         sensors=[*study_sensors(settings.autostart_sensor),
                  *automation_sensors(settings.retrain_cron, settings.autostart_retrain, settings.autostart_scoring,
                                      settings.autostart_overview, settings.automation_interval_s)],
-        resources={**build_resources(settings.har_home(), settings.model_name, settings.model_alias),
-                   **(resources or {})},
+        resources=resources if resources is not None else build_resources(settings.har_home(), settings.model_name,
+                                                                          settings.model_alias),
         executor=dg.in_process_executor,
     )
 

@@ -46,9 +46,6 @@ PREDICTION_FIELDS = ("model_version", "windows", "dominant_class", "mean_confide
 DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
 OVERVIEW_FIELDS = ("windows", "participants_differing", "participants_failing_checks", "participants_missing",
                    "refresh_seconds")  # cohort_overview
-TRAINING_KEYS = {dg.AssetKey(k) for k in ("dataset_split", "scaler", "normalized_windows", "model",
-                                          "model_evaluation", "registered_model")}
-
 
 @dataclass
 class Ran:
@@ -56,6 +53,7 @@ class Ran:
 
     upstream: dict[dg.AssetKey, set[dg.AssetKey]]  # every asset an asset reads, directly or not
     group: dict[dg.AssetKey, str]  # its asset group: one automation sensor's
+    partitioned: set[dg.AssetKey]  # the assets partitioned by participant
     done: set[tuple[dg.AssetKey, str | None]] = field(default_factory=set)
     failed: dict[tuple[dg.AssetKey, str | None], str] = field(default_factory=dict)
     split_impossible: str | None = None
@@ -84,7 +82,7 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     problem = raw_root_problem(home.raw, len(registered))
     if problem:
         raise RawRootUnavailable(problem)
-    ran = Ran(upstream=_upstream(defs), group={s.key: s.group_name or "" for s in defs.resolve_all_asset_specs()})
+    ran = _ran(defs)
     cursor = _stored_cursor(instance)
     pending: dict[dg.AssetKey, set[str | None]] = {}
     if cursor is None:  # the instance's first evaluation: what changes from here on is new to the next one
@@ -116,7 +114,7 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     for pid in missing:  # registered, folder gone: kept as it was, not re-read, not re-scored
         summary["participants"][pid] = {"status": "missing"}
     if force:
-        _run(_everything_after_preprocessing(instance, defs), instance, resources, ran, progress)
+        _run(_everything_after_preprocessing(instance, ran), instance, resources, ran, progress)
     for _ in range(MAX_ROUNDS):
         requested, cursor = _evaluate(defs, instance, cursor)
         requested = {k: requested.get(k, set()) | pending.get(k, set()) for k in {*requested, *pending}}
@@ -147,24 +145,25 @@ def _evaluate(defs: dg.Definitions, instance: dg.DagsterInstance,
     return {k: v for k, v in requested.items() if v}, result.cursor
 
 
-def _upstream(defs: dg.Definitions) -> dict[dg.AssetKey, set[dg.AssetKey]]:
-    direct = {spec.key: {dep.asset_key for dep in spec.deps} for spec in defs.resolve_all_asset_specs()}
-    closure: dict[dg.AssetKey, set[dg.AssetKey]] = {}
+def _ran(defs: dg.Definitions) -> Ran:
+    """An empty record, with what it needs to know of the asset graph."""
+    specs = defs.resolve_all_asset_specs()
+    direct = {spec.key: {dep.asset_key for dep in spec.deps} for spec in specs}
+    upstream: dict[dg.AssetKey, set[dg.AssetKey]] = {}
     for key in ORDER:  # dependencies first
-        closure[key] = set().union(*({dep} | closure.get(dep, set()) for dep in direct.get(key, set())))
-    return closure
+        upstream[key] = set().union(*({dep} | upstream.get(dep, set()) for dep in direct.get(key, set())))
+    return Ran(upstream=upstream, group={s.key: s.group_name or "" for s in specs},
+               partitioned={s.key for s in specs if s.partitions_def})
 
 
-def _everything_after_preprocessing(instance: dg.DagsterInstance,
-                                    defs: dg.Definitions) -> dict[dg.AssetKey, set[str | None]]:
+def _everything_after_preprocessing(instance: dg.DagsterInstance, ran: Ran) -> dict[dg.AssetKey, set[str | None]]:
     """What "Materialize all" runs after preprocessing: every unpartitioned asset, and the partitioned ones for each
     participant whose windows are stored and passed their blocking checks (as the conditions require)."""
     registered = instance.get_dynamic_partitions(participants.name)
     ready = set(latest_materializations(instance, "windows", registered)) - set(failed_blocking_checks(instance,
                                                                                                        registered))
     skip = {k for a in PREPROCESSING_ASSETS for k in a.keys} | {dg.AssetKey("study_participants")}
-    specs = {s.key: s for s in defs.resolve_all_asset_specs()}
-    return {key: (set(ready) if specs[key].partitions_def else {None}) for key in ORDER if key not in skip}
+    return {key: (set(ready) if key in ran.partitioned else {None}) for key in ORDER if key not in skip}
 
 
 def _run(requested: dict[dg.AssetKey, set[str | None]], instance: dg.DagsterInstance, resources: dict,
@@ -233,7 +232,7 @@ def _summarize(summary: dict[str, Any], instance: dg.DagsterInstance, resources:
                                     **{k: metadata_value(drift.get(pid), k) for k in DRIFT_FIELDS}}
     if ran.split_impossible:
         summary["model"] = {"status": "skipped", "reason": ran.split_impossible}
-    elif error := next((why for (key, _), why in ran.failed.items() if key in TRAINING_KEYS), None):
+    elif error := next((why for (key, _), why in ran.failed.items() if ran.group[key] == "training"), None):
         summary["model"] = {"status": "failed", "error": error}
     else:
         summary["model"] = model_summary(resources, "trained" if ran.materialized("registered_model")
@@ -251,10 +250,6 @@ def overview_summary(instance: dg.DagsterInstance, ran: Ran) -> dict[str, Any]:
     return {"status": "refreshed" if ran.materialized("cohort_overview") else "up-to-date",
             "participants": metadata_value(latest, "dagster/row_count"),
             **{k: metadata_value(latest, k) for k in OVERVIEW_FIELDS}}
-
-
-def _stored(resources: dict, asset: str) -> Any:
-    return resources[JSON_IO].stored_json(dg.AssetKey(asset))
 
 
 def _is_split_impossible(result: dg.ExecuteInJobResult) -> bool:
