@@ -32,6 +32,7 @@ from har_assets.raw.scan import raw_root_problem, scan_raw_root
 from har_assets.settings import HarSettings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run log stays in the instance
+TRIGGER = {"har/trigger": "har pipeline"}  # on every run it launches
 CURSOR_KEY = "har/pipeline/automation_cursor"  # in the instance's key-value store, as the daemon keeps its cursors
 MAX_ROUNDS = 12  # evaluations of one invocation; the longest chain (split -> ... -> overview) needs four
 ORDER = [key for asset in ASSETS for key in (asset.keys if isinstance(asset, dg.AssetsDefinition) else [asset.key])]
@@ -82,11 +83,13 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     problem = raw_root_problem(home.raw, len(registered))
     if problem:
         raise RawRootUnavailable(problem)
+    _fail_orphaned_runs(instance)
     ran = _ran(defs)
     cursor = _stored_cursor(instance)
     pending: dict[dg.AssetKey, set[str | None]] = {}
     if cursor is None:  # the instance's first evaluation: what changes from here on is new to the next one
         pending, cursor = _evaluate(defs, instance, None)  # (what it requests runs after preprocessing)
+        _keep_cursor(instance, cursor)  # a killed first invocation still sees its own changes in the next one
     removed = resources["participant_removal"].removed_ids()
     raw = latest_materializations(instance, "raw_recording", sorted(registered))
     scan = scan_raw_root(home.raw, None, settle_s=0.0, removed=removed,
@@ -105,7 +108,8 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
             summary["participants"][pid] = {"status": "up-to-date"}
             continue
         result = dg.materialize(PREPROCESSING_ASSETS, partition_key=pid, instance=instance, resources=resources,
-                                raise_on_error=False, run_config=QUIET, tags={"har/raw_fingerprint": fingerprint})
+                                raise_on_error=False, run_config=QUIET,
+                                tags={**TRIGGER, "har/raw_fingerprint": fingerprint})
         if not result.success:
             summary["failed"][pid] = _failure_message(result)
             continue
@@ -116,15 +120,18 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
     if force:
         _run(_everything_after_preprocessing(instance, ran), instance, resources, ran, progress)
     for _ in range(MAX_ROUNDS):
-        requested, cursor = _evaluate(defs, instance, cursor)
+        requested, evaluated = _evaluate(defs, instance, cursor)
         requested = {k: requested.get(k, set()) | pending.get(k, set()) for k in {*requested, *pending}}
         pending = {}
+        if requested:
+            _run(requested, instance, resources, ran, progress)
+        # kept only once its runs are done: what a killed invocation requested is requested again by the next
+        cursor = evaluated
+        _keep_cursor(instance, cursor)
         if not requested:
             break
-        _run(requested, instance, resources, ran, progress)
     else:
         raise RuntimeError(f"the automation conditions still request runs after {MAX_ROUNDS} evaluations")
-    instance.run_storage.set_cursor_values({CURSOR_KEY: dg.serialize_value(cursor)})
     _summarize(summary, instance, resources, ran)
     if summary["materialized"] and summary["model"]["status"] == "up-to-date" and not ran.materialized("dataset_split"):
         summary["model"]["note"] = (f"new windows are trained on after the next '{settings.retrain_cron}' tick "
@@ -135,6 +142,19 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
 def _stored_cursor(instance: dg.DagsterInstance) -> Any:
     text = instance.run_storage.get_cursor_values({CURSOR_KEY}).get(CURSOR_KEY)
     return dg.deserialize_value(text) if text else None
+
+
+def _fail_orphaned_runs(instance: dg.DagsterInstance) -> None:
+    """Mark failed the runs an earlier `har pipeline` launched and never finished (it was killed: it ran them in its
+    own process, and one `har pipeline` holds a home at a time): left STARTED, they would keep the automation
+    conditions waiting for them forever."""
+    for run in instance.get_runs(filters=dg.RunsFilter(tags=TRIGGER, statuses=[
+            dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED])):
+        instance.report_run_failed(run, "the har pipeline that ran it was stopped before it finished")
+
+
+def _keep_cursor(instance: dg.DagsterInstance, cursor: Any) -> None:
+    instance.run_storage.set_cursor_values({CURSOR_KEY: dg.serialize_value(cursor)})
 
 
 def _evaluate(defs: dg.Definitions, instance: dg.DagsterInstance,
@@ -196,7 +216,7 @@ def _run(requested: dict[dg.AssetKey, set[str | None]], instance: dg.DagsterInst
                 continue
             result = dg.materialize(ASSETS, selection=selection, partition_key=partition, instance=instance,
                                     resources=resources, raise_on_error=False, run_config=QUIET,
-                                    tags={"har/trigger": "har pipeline"})
+                                    tags=TRIGGER)
             done = {(e.asset_key, e.partition) for e in result.get_asset_materialization_events()}
             ran.done |= done
             if not result.success:
