@@ -147,10 +147,12 @@ def _stored_cursor(instance: dg.DagsterInstance) -> Any:
 def _fail_orphaned_runs(instance: dg.DagsterInstance) -> None:
     """Mark failed the runs an earlier `har pipeline` launched and never finished (it was killed: it ran them in its
     own process, and one `har pipeline` holds a home at a time): left STARTED, they would keep the automation
-    conditions waiting for them forever."""
+    conditions, and the next run of their pool (`training`), waiting for them forever. Their pool slots are
+    freed as the daemon's run monitoring frees a dead run's."""
     for run in instance.get_runs(filters=dg.RunsFilter(tags=TRIGGER, statuses=[
             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED])):
         instance.report_run_failed(run, "the har pipeline that ran it was stopped before it finished")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def _keep_cursor(instance: dg.DagsterInstance, cursor: Any) -> None:
