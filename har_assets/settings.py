@@ -20,7 +20,9 @@ from har_assets.inference.names import ALIAS_VAR, DEFAULT_ALIAS, DEFAULT_MODEL_N
 class HarSettings(BaseSettings):
     """The study's home, its stores, the registered model, and how the automation is deployed."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=True)
+    # case-sensitive: the field `home` must not be read from $HOME (only HAR_HOME names the home)
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=True,
+                                      case_sensitive=True)
 
     home: Path = Field(Path("data"), validation_alias="HAR_HOME",
                        description="The home folder: raw data, assets, MLflow and Dagster state.")
