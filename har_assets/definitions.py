@@ -34,7 +34,7 @@ def build_resources(home: HarHome, model_name: str = DEFAULT_MODEL_NAME, model_a
         "preprocessing": PreprocessingResource.from_config(home.preprocess_config()),
         "participant_removal": ParticipantRemoval.for_home(home),
         **store_resources(home.assets_uri()),
-        "training": TrainingResource.from_configs(training.split, training.model, training.train),
+        "training": TrainingResource.from_configs(training.split, training.model, training.train, training.decoding),
         "mlflow_tracking": MlflowTracking(tracking_uri=home.mlflow_tracking_uri(),
                                           artifact_location=home.mlflow_artifact_location(),
                                           registered_model_name=model_name, champion_alias=model_alias),

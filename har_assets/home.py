@@ -12,7 +12,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from har_assets.config import PreprocessConfig
-from har_assets.ml.hyperparams import ModelConfig, TrainConfig
+from har_assets.ml.hyperparams import DecodingConfig, ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig
 from har_assets.objectstore import is_local, store_path
 from har_assets.raw.limits import READING_FILE, ReadLimits
@@ -29,6 +29,7 @@ class TrainingConfig(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -127,7 +128,7 @@ class HarHome:
         return _read_config(self.root / PREPROCESS_FILE, PreprocessConfig)
 
     def training_config(self) -> TrainingConfig:
-        """Split, model and training settings: `$HAR_HOME/training.json` if present, else the defaults."""
+        """Split, model, training and decoding settings: `$HAR_HOME/training.json` if present, else the defaults."""
         return _read_config(self.root / TRAINING_FILE, TrainingConfig)
 
     def read_limits(self) -> ReadLimits:

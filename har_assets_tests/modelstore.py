@@ -17,6 +17,7 @@ from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from har_assets.config import PreprocessConfig
 from har_assets.ml.bundle import ModelBundle
+from har_assets.ml.decoding import DECODING_FILE
 from har_assets.ml.hyperparams import ModelConfig, TrainConfig
 from har_assets.ml.inference_bundle import GRAPH_FILE, PARITY_FILE
 from har_assets.ml.mlflow_model import ARTIFACT_KEY, DIGEST_TAG, bundle_digest, log_bundle, record_digest
@@ -128,6 +129,14 @@ class ModelStore:
         folder = self.bundle_folder(version)
         (folder / GRAPH_FILE).unlink()
         (folder / PARITY_FILE).unlink()
+        self.client().set_model_version_tag(self.name, version, DIGEST_TAG, bundle_digest(folder))
+
+
+    def remove_decoder(self, version: str) -> None:
+        """Make `version` what a version registered before recordings were decoded whole is: its bundle without
+        decoding.json, under the content hash of those files."""
+        folder = self.bundle_folder(version)
+        (folder / DECODING_FILE).unlink()
         self.client().set_model_version_tag(self.name, version, DIGEST_TAG, bundle_digest(folder))
 
 

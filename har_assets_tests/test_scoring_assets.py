@@ -97,6 +97,10 @@ def test_predictions_timeline(home: HarHome, scored: dict) -> None:
 
         meta = result.asset_materializations_for_node("participant_predictions")[0].metadata
         assert meta["windows"].value == frame.height and meta["model"].value == "har-activity v1"
+        # a model registered without a decoder labels each window alone: decoded and per-window labels agree
+        assert frame["window_label"].to_list() == frame["label"].to_list()
+        assert meta["switches_per_hour"].value == meta["switches_per_hour_window_by_window"].value >= 0
+        assert meta["orientation"].value == {"applied": False, "rotation_deg": 0.0, "moving_windows": 0}
         shares = meta["class_shares"].value
         assert set(shares) == {"hand_tapping", "sitting"} and sum(shares.values()) == pytest.approx(1, abs=1e-3)
         table = meta["class_share_table"]

@@ -14,7 +14,7 @@ from har_assets.ml.datasets import (
     windows_fingerprint,
 )
 from har_assets.ml.experiment import run_experiment
-from har_assets.ml.hyperparams import ModelConfig, TrainConfig
+from har_assets.ml.hyperparams import DecodingConfig, ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig, SplitError, split_participants
 from har_assets.signal.windowing import WindowSet
 
@@ -99,7 +99,8 @@ def test_run_experiment_learns_and_scores_test_participants() -> None:
     ws = {f"p{i}": _windows("slow", "fast", 40, i) for i in range(5)}
     split = split_participants(ws, SplitConfig(test=["p0"], validation=["p1"]))
     train_cfg = TrainConfig(epochs=6, lr=5e-3, batch_size=16, device="cpu", num_threads=1, augment_rotation_deg=0)
-    result = run_experiment(ws, split, ModelConfig(conv_filters=8, lstm_units=8), train_cfg, importance_repeats=1)
+    result = run_experiment(ws, split, ModelConfig(conv_filters=8, lstm_units=8), train_cfg, DecodingConfig(),
+                            importance_repeats=1)
     assert result.classes == ["fast", "slow"] and result.val_macro_f1 is not None
     report = result.test
     assert report["macro_f1"] > 0.9 and set(report["per_participant"]) == {"p0"}

@@ -35,6 +35,28 @@ def report_text(info: dict, summary: dict) -> str:
                      _f(v["seconds_per_epoch"], 2), f"{v['seconds']:.0f}"])
     lines += _table(["variant", "macro-F1 mean ± sd", "min", "max", "accuracy", "folds ok", "epochs", "s/epoch",
                      "time s"], rows)
+    decoded = {n: v for n, v in variants.items() if v.get("steps_macro_f1")}
+    if decoded:
+        lines += ["", "macro-F1 after each step of decoding a recording (mean over fold runs; better than the window "
+                      "classifier alone in n of the fold runs)"]
+        rows = []
+        for name, v in decoded.items():
+            steps, better = v["steps_macro_f1"], v["steps_better_than_window"]
+            rows.append([name, _f(steps.get("window")), *(
+                f"{_f(steps.get(k))} ({better.get(k, 0)}/{v['fold_runs'] - v['failed_runs']})"
+                for k in ("aligned", "decoded", "causal"))])
+        lines += _table(["variant", "each window alone", "+ person's frame", "+ smoothing (offline)",
+                         "+ smoothing (causal)"], rows)
+        lines += ["", "timeline (test recordings): minutes labelled correctly, activity switches per hour"]
+        rows = []
+        for name, v in decoded.items():
+            t, sec = v["timeline"], v["seconds_per_1000_windows"]
+            rows.append([name, _f(t.get("minutes_correct_share_window")), _f(t.get("minutes_correct_share")),
+                         _f(t.get("switches_per_hour_true"), 0), _f(t.get("switches_per_hour_window"), 0),
+                         _f(t.get("switches_per_hour_predicted"), 0),
+                         " / ".join(_f(sec.get(k), 3) for k in ("align", "classify", "smooth"))])
+        lines += _table(["variant", "minutes right (windows)", "minutes right (decoded)", "switches/h true",
+                         "window by window", "decoded", "s per 1000 windows: align / classify / smooth"], rows)
     classes = sorted({c for v in variants.values() for c in v["per_class_f1"]})
     if classes:
         lines += ["", "per-class F1 (mean over folds)"]
@@ -42,13 +64,22 @@ def report_text(info: dict, summary: dict) -> str:
                                                   for n in names)] for c in classes])
     people = sorted({p for v in variants.values() for p in v["per_participant"]})
     if people:
-        lines += ["", "per-participant macro-F1 (tested once per seed)"]
-        lines += _table(["participant", *names], [[p, *(_f(variants[n]["per_participant"].get(p, {}).get(
-            "macro_f1", float("nan"))) for n in names)] for p in people])
+        lines += ["", "per-participant macro-F1 (tested once per seed; in brackets: each window alone)"]
+
+        def person(n: str, p: str) -> str:
+            s = variants[n]["per_participant"].get(p, {})
+            alone = s.get("window_macro_f1")
+            return _f(s.get("macro_f1", float("nan"))) + (f" ({_f(alone)})" if n in decoded and alone is not None
+                                                           and alone != s.get("macro_f1") else "")
+
+        lines += _table(["participant", *names], [[p, *(person(n, p) for n in names)] for p in people])
     for name, v in variants.items():
         if v["classes"]:
             lines += ["", f"confusion matrix, {name} (windows, test folds pooled)", *confusion_lines(
                 v["classes"], v["confusion_matrix"])]
+            if name in decoded and v["window_confusion_matrix"] != v["confusion_matrix"]:
+                lines += ["", f"confusion matrix, {name}, each window alone in the device frame as it is",
+                          *confusion_lines(v["classes"], v["window_confusion_matrix"])]
     if paired:
         lines += ["", f"paired differences against {base} (macro-F1, same folds and seeds)"]
         for name, d in paired.items():

@@ -65,7 +65,9 @@ class EvaluationTracker:
         if result.ok:
             report = result.report
             metrics |= {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"],
-                        **{f"f1.{c}": s["f1"] for c, s in report["per_class"].items() if s["support"]}}
+                        **{f"f1.{c}": s["f1"] for c, s in report["per_class"].items() if s["support"]},
+                        **{f"macro_f1.{k}": v for k, v in report.get("steps", {}).items()},
+                        **{f"timeline.{k}": v for k, v in report.get("timeline", {}).items()}}
             self._log(run_id, metrics)
             self.client.log_text(run_id, report["classification_report"], "classification_report.txt")
         else:

@@ -29,6 +29,7 @@ from har_assets.ml.bundle_runtime import bundle_runtime
 from har_assets.ml.inference_bundle import InferenceBundle
 from har_assets.ml.mlflow_model import DIGEST_TAG, verified_bundle
 from har_assets.ml.onnx_runtime import Classifier
+from har_assets.ml.orientation import Alignment
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
@@ -48,12 +49,16 @@ class ModelUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class WindowPredictions:
-    """Class probabilities of the windows of one recording, with the windows themselves."""
+    """Class probabilities of the windows of one recording, decoded whole (the model's `Decoder`), with the
+    windows themselves, each window's own probabilities and how the device frame was aligned."""
 
     classes: list[str]
     windows: WindowSet
     fusion: FusionStats
-    proba: np.ndarray  # (n, classes) float32
+    proba: np.ndarray  # (n, classes) float32, decoded (smoothed over time unless the model decodes per window)
+    window_proba: np.ndarray  # (n, classes) float32, each window classified alone (after alignment)
+    alignment: Alignment
+    causal: bool = False  # decoded forward-only: each window's answer uses no later window
 
     @property
     def start_ms(self) -> np.ndarray:
@@ -113,7 +118,8 @@ class LoadedModel:
         return self.bundle.window_shape
 
     def predict_recording(self, raw: RawRecording) -> WindowPredictions:
-        """Preprocess with the model's own config (the assets' code path) and predict every window.
+        """Preprocess with the model's own config (the assets' code path), align the person's frame, classify every
+        window and decode the recording whole (`har_assets.ml.decoding`).
 
         Raises PipelineDataError when no window can be cut (too short, gaps, sensors not overlapping).
         """
@@ -121,14 +127,18 @@ class LoadedModel:
                                     raw.participant)
 
     def predict_samples(self, accel: SensorSamples, gyro: SensorSamples, labels: pl.DataFrame | None = None,
-                        participant: str = "request") -> WindowPredictions:
-        """`predict_recording` on both sensors' samples (SI units) without building tables: what a request costs."""
+                        participant: str = "request", causal: bool = False) -> WindowPredictions:
+        """`predict_recording` on both sensors' samples (SI units) without building tables: what a request costs.
+        `causal`: decode forward-only (a streaming client's answer: no window uses a later one)."""
         windows, stats = preprocess_samples(participant, accel, gyro, labels, self.bundle.preprocess)
-        return WindowPredictions(classes=self.classes, windows=windows, fusion=stats,
-                                 proba=self.predict_windows(windows.X))
+        out = self.bundle.decoder.decode(windows.X, windows.segment, self.bundle.preprocess.channels,
+                                         self.predict_windows, causal=causal)
+        return WindowPredictions(classes=self.classes, windows=windows, fusion=stats, proba=out.proba,
+                                 window_proba=out.window_proba, alignment=out.alignment, causal=causal)
 
     def predict_windows(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities (n, classes) of preprocessed but *unscaled* windows (n, window_size, channels)."""
+        """Probabilities (n, classes) of preprocessed but *unscaled* windows (n, window_size, channels), each window
+        alone: no alignment, no smoothing (POST /predict/windows)."""
         return self.runtime.predict_proba(self.bundle.scaler.transform(np.asarray(X, dtype=np.float32)))
 
     def warm_up(self) -> None:
@@ -149,6 +159,7 @@ class LoadedModel:
             "metrics": self.metrics, "classes": self.classes, "channels": list(cfg.channels),
             "window_size": cfg.window_size, "target_hz": cfg.target_hz,
             "preprocess_config": cfg.model_dump(mode="json"),
+            "decoding": self.bundle.decoder.describe(),
             "model_config": self.bundle.model_config.model_dump(mode="json"),
             "bundle_sha256": self.bundle_sha256, "verified": self.bundle_sha256 is not None,
             "runtime": self.runtime.name, "runtime_note": self.runtime_note,

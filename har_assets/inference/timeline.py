@@ -14,7 +14,8 @@ PROBA_PREFIX = "p_"
 
 
 def timeline_frame(pred: WindowPredictions, model: LoadedModel) -> pl.DataFrame:
-    """window, start/end (epoch ms and UTC datetime), segment, label, confidence, p_<class>..., model."""
+    """window, start/end (epoch ms and UTC datetime), segment, label and confidence (the recording decoded whole),
+    window_label (the window classified alone), p_<class>... (decoded), model."""
     n = len(pred.proba)
     frame = pl.DataFrame({
         "window": np.arange(n, dtype=np.int64),
@@ -23,6 +24,7 @@ def timeline_frame(pred: WindowPredictions, model: LoadedModel) -> pl.DataFrame:
         "segment": pred.windows.segment.astype(np.int64),
         "label": pred.labels.astype(str),
         "confidence": pred.confidence.astype(np.float64),
+        "window_label": np.asarray(pred.classes, dtype=str)[pred.window_proba.argmax(axis=1)],
         **{f"{PROBA_PREFIX}{c}": pred.proba[:, i].astype(np.float64) for i, c in enumerate(pred.classes)},
     })
     utc = pl.Datetime("ms", "UTC")

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
+from har_assets.ml.orientation import triplet_indices
 from har_assets.ml.scaler import ChannelScaler
-
-TRIPLETS = (("acc_x", "acc_y", "acc_z"), ("gyro_x", "gyro_y", "gyro_z"), ("grav_x", "grav_y", "grav_z"))
 
 
 def random_rotations(n: int, max_deg: float, generator: torch.Generator) -> torch.Tensor:
@@ -36,7 +35,7 @@ class WindowAugmenter:
 
     def __init__(self, scaler: ChannelScaler, rotation_deg: float, scale: float) -> None:
         channels: Sequence[str] = scaler.channels
-        self.triplets = [[channels.index(c) for c in t] for t in TRIPLETS if set(t) <= set(channels)]
+        self.triplets = triplet_indices(channels)
         if rotation_deg > 0 and not self.triplets:
             raise ValueError(f"rotation augmentation needs xyz channels, got {list(channels)}")
         self.mean = torch.tensor(scaler.mean, dtype=torch.float32)

@@ -9,13 +9,14 @@ torch; serving and scoring read the folder's other parts without it (`har_assets
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from har_assets.config import PreprocessConfig
+from har_assets.ml.decoding import Decoder
 from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.inference import predict_proba
 from har_assets.ml.inference_bundle import WEIGHTS_FILE, InferenceBundle, check_channels
@@ -33,6 +34,7 @@ class ModelBundle:
     preprocess: PreprocessConfig
     scaler: ChannelScaler
     classes: list[str]
+    decoder: Decoder = field(default_factory=Decoder.per_window)
 
     def __post_init__(self) -> None:
         check_channels(self.scaler, self.preprocess)
@@ -57,7 +59,7 @@ class ModelBundle:
             graph, refused = None, f"{type(exc).__name__}: {exc}"
             log.warning("the bundle holds no ONNX graph, serving it needs PyTorch: %s", refused)
         InferenceBundle(model_config=self.model_config, preprocess=self.preprocess, scaler=self.scaler,
-                        classes=self.classes, graph=graph).write(folder)
+                        classes=self.classes, graph=graph, decoder=self.decoder).write(folder)
         return refused
 
     @classmethod
@@ -68,4 +70,4 @@ class ModelBundle:
         model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         model.eval()
         return cls(model=model, model_config=part.model_config, preprocess=part.preprocess, scaler=part.scaler,
-                   classes=part.classes)
+                   classes=part.classes, decoder=part.decoder)

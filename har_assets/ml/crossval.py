@@ -89,7 +89,7 @@ def run_fold(windowsets: WindowSets, fold: Fold, cfg: ExperimentConfig, variant:
         missing = sorted(set(split.labelled) - set(windowsets))
         if missing:
             raise ValueError(f"no windows for participants {missing}")
-        exp = run_experiment(windowsets, split, cfg.model, cfg.train, on_epoch=record)
+        exp = run_experiment(windowsets, split, cfg.model, cfg.train, cfg.decoding, on_epoch=record)
         result.report, result.best_epoch = exp.test, exp.train.best_epoch
     except Exception as exc:  # reported per fold; the caller decides the exit status
         result.error = f"{type(exc).__name__}: {exc}"

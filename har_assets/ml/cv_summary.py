@@ -24,16 +24,16 @@ def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
     return float(statistics.fmean(values)), float(statistics.stdev(values)) if len(values) > 1 else 0.0
 
 
-def pooled_confusion(results: Sequence[FoldResult]) -> tuple[list[str], list[list[int]]]:
-    """Classes (union over folds) and the confusion matrix summed over the folds' test predictions."""
+def pooled_confusion(results: Sequence[FoldResult], key: str = "confusion_matrix") -> tuple[list[str], list[list[int]]]:
+    """Classes (union over folds) and the confusion matrix `key` summed over the folds' test predictions."""
     classes = sorted({c for r in results if r.ok for c in r.report["classes"]})
     index = {c: i for i, c in enumerate(classes)}
     total = np.zeros((len(classes), len(classes)), dtype=np.int64)
     for r in results:
-        if not r.ok:
+        if not r.ok or key not in r.report:
             continue
         rows = [index[c] for c in r.report["classes"]]
-        total[np.ix_(rows, rows)] += np.asarray(r.report["confusion_matrix"], dtype=np.int64)
+        total[np.ix_(rows, rows)] += np.asarray(r.report[key], dtype=np.int64)
     return classes, total.tolist()
 
 
@@ -54,6 +54,21 @@ def summarize_variant(results: Sequence[FoldResult]) -> dict:
             entry["macro_f1"].append(s["macro_f1"])
             entry["accuracy"].append(s["accuracy"])
     classes, cm = pooled_confusion(results)
+    _, window_cm = pooled_confusion(results, key="window_confusion_matrix")
+    steps: dict[str, list[float]] = {}
+    timeline: dict[str, list[float]] = {}
+    step_seconds: dict[str, list[float]] = {}
+    for r in ok:
+        for name, value in r.report.get("steps", {}).items():
+            steps.setdefault(name, []).append(value)
+        for name, value in r.report.get("timeline", {}).items():
+            timeline.setdefault(name, []).append(value)
+        for name, value in r.report.get("seconds_per_1000_windows", {}).items():
+            step_seconds.setdefault(name, []).append(value)
+    for r in ok:
+        for p, s in r.report["per_participant"].items():
+            if s.get("window_macro_f1") is not None:
+                people[p].setdefault("window_macro_f1", []).append(s["window_macro_f1"])
     epochs = [len(r.epochs) for r in ok]
     epoch_s = [e.seconds for r in ok for e in r.epochs]
     return {
@@ -64,7 +79,12 @@ def summarize_variant(results: Sequence[FoldResult]) -> dict:
         "per_class_f1": {c: float(statistics.fmean(v)) for c, v in sorted(per_class.items())},
         "per_participant": {p: {k: float(statistics.fmean(v)) for k, v in scores.items()}
                             for p, scores in sorted(people.items())},
-        "classes": classes, "confusion_matrix": cm,
+        "classes": classes, "confusion_matrix": cm, "window_confusion_matrix": window_cm,
+        "steps_macro_f1": {k: float(statistics.fmean(v)) for k, v in steps.items()},
+        "steps_better_than_window": {k: int(sum(a > b for a, b in zip(v, steps["window"], strict=True)))
+                                     for k, v in steps.items() if k != "window"} if "window" in steps else {},
+        "timeline": {k: float(np.nanmean(v)) for k, v in timeline.items()},
+        "seconds_per_1000_windows": {k: float(statistics.fmean(v)) for k, v in step_seconds.items()},
         "epochs_mean": float(statistics.fmean(epochs)) if epochs else float("nan"),
         "seconds_per_epoch": float(statistics.fmean(epoch_s)) if epoch_s else float("nan"),
         "seconds": float(sum(r.seconds for r in results)),

@@ -11,18 +11,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 from torch import nn
 
 from har_assets.ml.bundle import ModelBundle
 from har_assets.ml.datasets import (
-    LabelledData,
     WindowSets,
     common_channels,
     derive_classes,
     fit_scaler,
     labelled_data,
+    pick,
 )
-from har_assets.ml.hyperparams import EpochStats, ModelConfig, TrainConfig
+from har_assets.ml.decoding import Decoder, label_sequences
+from har_assets.ml.hyperparams import DecodingConfig, EpochStats, ModelConfig, TrainConfig
 from har_assets.ml.inference import predict_proba
 from har_assets.ml.metrics import (
     channel_permutation_importance,
@@ -33,47 +35,122 @@ from har_assets.ml.metrics import (
 )
 from har_assets.ml.scaler import ChannelScaler
 from har_assets.ml.split import DatasetSplit
+from har_assets.ml.timeline_metrics import timeline_scores, timeline_summary
 from har_assets.ml.training import TrainResult, train_model
+from har_assets.signal.windowing import WindowSet
 
 
-def evaluate(model: nn.Module, classes: Sequence[str], channels: Sequence[str], test: LabelledData,
-             y_train: np.ndarray, importance_repeats: int = 3, seed: int = 0) -> dict:
-    """Scores on (already scaled) test windows: `evaluate_predictions`' report plus dummy baselines,
-    per-participant accuracy, channel permutation importance and the excluded windows."""
-    if len(test) == 0:
+def decoding_labels(ws: WindowSet, classes: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Class index per window (-1: unlabelled or a class the model lacks) and the labelled windows left out, per
+    class the model lacks."""
+    index = {c: i for i, c in enumerate(classes)}
+    labels = ws.labels.astype(str)
+    y = np.array([index.get(c, -1) for c in labels.tolist()], dtype=np.int64)
+    lacking = ws.labeled & (y < 0)
+    names, counts = np.unique(labels[lacking], return_counts=True)
+    return y, {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+
+def evaluate(model: nn.Module, classes: Sequence[str], scaler: ChannelScaler, decoder: Decoder,
+             test: WindowSets, y_train: np.ndarray, importance_repeats: int = 3, seed: int = 0) -> dict:
+    """Scores on the test people's *unscaled* windows, each person's recording decoded whole (`Decoder`):
+    `evaluate_predictions`' report of the decoded labels (the headline), the macro-F1 after each step (the
+    window classifier alone, after aligning the frame, decoded offline, decoded causally), timeline metrics,
+    dummy baselines, per-participant scores, channel permutation importance, the excluded windows and each
+    step's time."""
+    channels = scaler.channels
+
+    def classify(X: np.ndarray) -> np.ndarray:
+        return predict_proba(model, scaler.transform(X))
+
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "decoded", "aligned", "window", "causal", "group")}
+    parts: dict[str, list[dict]] = {"decoded": [], "window": []}
+    aligned_X: list[np.ndarray] = []
+    excluded: dict[str, int] = {}
+    alignment: dict[str, dict] = {}
+    seconds = {"align": 0.0, "classify": 0.0, "smooth": 0.0}
+    n_windows = 0
+    for pid in sorted(test):
+        ws = test[pid]
+        y, lacking = decoding_labels(ws, classes)
+        for c, n in lacking.items():
+            excluded[c] = excluded.get(c, 0) + n
+        if len(ws) == 0:
+            continue
+        out = decoder.decode(ws.X, ws.segment, channels, classify)
+        for step, s in out.seconds.items():
+            seconds[step] += s
+        n_windows += len(ws)
+        alignment[pid] = out.alignment.describe()
+        window = classify(ws.X).argmax(axis=1) if out.alignment.applied else out.window_proba.argmax(axis=1)
+        causal = decoder.smooth(out.window_proba, ws.segment, causal=True).argmax(axis=1)
+        parts["decoded"].append(timeline_scores(y, out.labels, ws.segment, ws.start_ms))
+        parts["window"].append(timeline_scores(y, window, ws.segment, ws.start_ms))
+        keep = y >= 0
+        for key, values in (("y", y), ("decoded", out.labels), ("aligned", out.window_proba.argmax(axis=1)),
+                            ("window", window), ("causal", causal), ("group", np.full(len(ws), pid))):
+            rows[key].append(values[keep])
+        if importance_repeats > 0:
+            aligned_X.append(decoder.align(ws.X, channels)[0][keep])
+    if not rows["y"] or sum(len(y) for y in rows["y"]) == 0:
         raise ValueError("no labelled test windows of a known class to evaluate on")
-    pred = predict_proba(model, test.X).argmax(axis=1)
-    report = evaluate_predictions(test.y, pred, classes)
+    yt, pred, groups = np.concatenate(rows["y"]), np.concatenate(rows["decoded"]), np.concatenate(rows["group"])
+    report = evaluate_predictions(yt, pred, classes)
     report["classes"] = list(classes)
-    report["baselines"] = dummy_baselines(y_train, test.y, classes, seed=seed)
-    report["per_participant"] = per_group_scores(test.y, pred, test.groups)
-    report["excluded_windows"] = dict(test.excluded)
+    window = np.concatenate(rows["window"])
+    report["window_confusion_matrix"] = confusion_matrix(yt, window, labels=list(range(len(classes)))).tolist()
+    report["steps"] = {step: macro_f1(yt, np.concatenate(rows[step])) for step in ("window", "aligned", "decoded",
+                                                                                   "causal")}
+    report["timeline"] = timeline_summary(parts["decoded"]) | {
+        "switches_per_hour_window": timeline_summary(parts["window"])["switches_per_hour_predicted"],
+        "minutes_correct_share_window": timeline_summary(parts["window"])["minutes_correct_share"]}
+    report["decoding"] = decoder.describe()
+    report["alignment"] = alignment
+    report["seconds_per_1000_windows"] = {k: round(1000 * v / max(n_windows, 1), 4) for k, v in seconds.items()}
+    report["baselines"] = dummy_baselines(y_train, yt, classes, seed=seed)
+    report["per_participant"] = {p: s | {"window_macro_f1": macro_f1(yt[groups == p], window[groups == p])}
+                                 for p, s in per_group_scores(yt, pred, groups).items()}
+    report["excluded_windows"] = excluded
+    X = np.concatenate(aligned_X) if aligned_X else np.empty((0, 0, len(channels)), np.float32)
     report["permutation_importance"] = (
-        channel_permutation_importance(model, test.X, test.y, channels, n_repeats=importance_repeats,
-                                       seed=seed) if importance_repeats > 0 and len(test) >= 2 else {}
+        channel_permutation_importance(model, scaler.transform(X), yt, channels, n_repeats=importance_repeats,
+                                       seed=seed) if importance_repeats > 0 and len(X) >= 2 else {}
     )
     return report
 
 
 def score_bundle(bundle: ModelBundle, windowsets: WindowSets, participants: Iterable[str]) -> dict:
-    """Accuracy and macro-F1 of a bundle on the participants' *unscaled* labelled windows of the classes it knows.
+    """Accuracy and macro-F1 of a bundle on the participants' *unscaled* windows, each recording decoded with the
+    bundle's own decoder (a model registered before decoders existed: window by window), scored on the labelled
+    windows of the classes it knows.
 
-    The same windows and the same macro-F1 as `evaluate` (so a candidate scores exactly its
+    The same decoded labels and the same macro-F1 as `evaluate` (so a candidate scores exactly its
     model_evaluation figure); the champion gate scores the candidate and the current champion with
-    it, each on windows made with its own preprocessing.
+    it, each on windows made with its own preprocessing and decoded as it is served.
     """
-    data = labelled_data(windowsets, participants, bundle.classes)
-    if len(data) == 0:
+    ys, preds, excluded = [], [], {}
+    for pid in sorted(participants):
+        ws = pick(windowsets, [pid])[0]
+        y, lacking = decoding_labels(ws, bundle.classes)
+        for c, n in lacking.items():
+            excluded[c] = excluded.get(c, 0) + n
+        if not (y >= 0).any():
+            continue
+        labels = bundle.decoder.decode(ws.X, ws.segment, bundle.scaler.channels, bundle.predict_windows).labels
+        ys.append(y[y >= 0])
+        preds.append(labels[y >= 0])
+    if not ys:
         raise ValueError("the participants have no labelled windows of the model's classes")
-    pred = bundle.predict_windows(data.X).argmax(axis=1)
-    return {"n": len(data), "accuracy": float((pred == data.y).mean()), "macro_f1": macro_f1(data.y, pred),
-            "excluded_windows": dict(data.excluded)}
+    yt, pred = np.concatenate(ys), np.concatenate(preds)
+    return {"n": len(yt), "accuracy": float((pred == yt).mean()), "macro_f1": macro_f1(yt, pred),
+            "excluded_windows": excluded}
 
 
 @dataclass
 class ExperimentResult:
     classes: list[str]
     scaler: ChannelScaler
+    decoder: Decoder
     train: TrainResult
     test: dict | None
 
@@ -82,21 +159,30 @@ class ExperimentResult:
         return self.train.best_val_macro_f1
 
 
+def fit_decoder(config: DecodingConfig, windowsets: WindowSets, participants: Iterable[str],
+                classes: Sequence[str]) -> Decoder:
+    """The decoder learned from the (training) participants' unscaled windows and label sequences."""
+    chosen = pick(windowsets, participants)
+    sequences = [seq for ws in chosen for seq in label_sequences(ws.labels, ws.segment, classes)]
+    return Decoder.fit(config, sequences, len(classes), [ws.X for ws in chosen], common_channels(
+        dict(zip(sorted(participants), chosen, strict=True))))
+
+
 def run_experiment(windowsets: WindowSets, split: DatasetSplit, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                   on_epoch: Callable[[EpochStats], None] | None = None, evaluate_test: bool = True,
-                   importance_repeats: int = 0) -> ExperimentResult:
-    """Scaler and classes from the training participants, train with early stopping on validation,
-    and (optionally) evaluate on the test participants: what the training assets do, in one call."""
-    channels = common_channels({p: windowsets[p] for p in split.labelled})
+                   decoding: DecodingConfig, on_epoch: Callable[[EpochStats], None] | None = None,
+                   evaluate_test: bool = True, importance_repeats: int = 0) -> ExperimentResult:
+    """Scaler, classes and decoder from the training participants (unscaled windows), train with early stopping
+    on validation, and (optionally) evaluate on the test participants: what the training assets do, in one call."""
+    common_channels({p: windowsets[p] for p in split.labelled})  # every labelled person preprocessed alike
     classes = derive_classes(windowsets, split.train)
     scaler = fit_scaler(windowsets, split.train)
     train = labelled_data(windowsets, split.train, classes, scaler)
     val = labelled_data(windowsets, split.validation, classes, scaler)
     result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
                          model_cfg, train_cfg, on_epoch=on_epoch, scaler=scaler)
+    decoder = fit_decoder(decoding, windowsets, split.train, classes)
     test_report = None
     if evaluate_test:
-        test = labelled_data(windowsets, split.test, classes, scaler)
-        test_report = evaluate(result.model, classes, channels, test, train.y, importance_repeats,
-                               seed=train_cfg.seed)
-    return ExperimentResult(classes=classes, scaler=scaler, train=result, test=test_report)
+        test_report = evaluate(result.model, classes, scaler, decoder, {p: windowsets[p] for p in split.test},
+                               train.y, importance_repeats, seed=train_cfg.seed)
+    return ExperimentResult(classes=classes, scaler=scaler, decoder=decoder, train=result, test=test_report)

@@ -56,6 +56,31 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads during training (None: unchanged).")
 
 
+
+class DecodingConfig(BaseModel):
+    """How a person's whole recording becomes activities: their own orientation reference, then smoothing over time.
+
+    Both are learned at training time (the training people's upright direction and label sequences) and travel
+    with the model; a model registered before they existed decodes window by window, as it was trained.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    orientation: Literal["none", "upright"] = Field(
+        "upright", description="upright: turn each person's (each recording's) device frame so that their gravity "
+        "direction while moving lies where the training people's did; found from their unlabelled windows only.")
+    orientation_min_sway: float = Field(
+        1.0, gt=0, description="A window 'moves' when its acceleration magnitude has at least this standard "
+        "deviation (m/s²); the upright direction is the mean gravity direction of the moving windows.")
+    orientation_min_windows: int = Field(
+        5, ge=1, description="Fewer moving windows than this: the person's frame is left as it is.")
+    smoothing: Literal["none", "hmm"] = Field(
+        "hmm", description="hmm: each gap-free segment decoded by a hidden Markov model whose transitions are "
+        "counted in the training people's label sequences (never across a gap); none: window by window.")
+    transition_pseudocount: float = Field(
+        1.0, gt=0, description="Added to every transition count, so no switch between classes is impossible.")
+
+
 @dataclass(frozen=True)
 class EpochStats:
     """One epoch. The validation fields are None when there is no validation set."""

@@ -1,5 +1,6 @@
 """The parts of a model bundle that inference reads, without torch: architecture and preprocessing config,
-scaler, classes and the ONNX graph exported at registration with its parity record.
+scaler, classes, the recording decoder (`har_assets.ml.decoding`) and the ONNX graph exported at registration
+with its parity record.
 
 A bundle folder holds these files plus the PyTorch weights (`har_assets.ml.bundle.ModelBundle`, which needs
 torch, reads and writes the whole folder). Serving and scoring read only this part and run the graph on ONNX
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from har_assets.config import PreprocessConfig
+from har_assets.ml.decoding import Decoder
 from har_assets.ml.hyperparams import ModelConfig
 from har_assets.ml.scaler import ChannelScaler
 
@@ -68,6 +70,7 @@ class InferenceBundle:
     scaler: ChannelScaler
     classes: list[str]
     graph: OnnxGraph | None  # None: no graph was exported at registration
+    decoder: Decoder  # Decoder.per_window() for a bundle written before decoders existed
 
     def __post_init__(self) -> None:
         check_channels(self.scaler, self.preprocess)
@@ -86,6 +89,7 @@ class InferenceBundle:
         (folder / CLASSES_FILE).write_text(json.dumps(self.classes))
         if self.graph is not None:
             self.graph.write(folder)
+        self.decoder.write(folder)
 
     @classmethod
     def read(cls, folder: Path) -> InferenceBundle:
@@ -93,4 +97,4 @@ class InferenceBundle:
                    preprocess=PreprocessConfig.from_stored((folder / PREPROCESS_FILE).read_text()),
                    scaler=ChannelScaler.load(folder / SCALER_FILE),
                    classes=json.loads((folder / CLASSES_FILE).read_text()),
-                   graph=OnnxGraph.read(folder))
+                   graph=OnnxGraph.read(folder), decoder=Decoder.read(folder))

@@ -34,6 +34,12 @@ class ChannelScaler:
             raise ValueError(f"expected (windows, samples, {len(self.channels)}) windows, got shape {X.shape}")
         return ((X - self.mean) / self.std).astype(np.float32)
 
+    def inverse_transform(self, X: np.ndarray) -> np.ndarray:
+        """Scaled windows back in physical units (float32)."""
+        if X.ndim != 3 or X.shape[2] != len(self.channels):
+            raise ValueError(f"expected (windows, samples, {len(self.channels)}) windows, got shape {X.shape}")
+        return (X * self.std + self.mean).astype(np.float32)
+
     def to_dict(self) -> dict:
         return {"channels": list(self.channels), "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "n_windows": self.n_windows}

@@ -2,7 +2,7 @@
 
 One `ExperimentConfig` holds everything a training run depends on (preprocessing, model,
 optimisation, the validation share); a variant is the base config with a few fields replaced.
-Keys are `section.field` (sections: preprocess, model, train, split) or a bare field name that
+Keys are `section.field` (sections: preprocess, model, train, split, decoding) or a bare field name that
 exists in one section only; values are JSON (`40`, `0.5`, `null`, `["a", "b"]`) or plain text
 (`keep`). Every replaced field is validated by the section's own pydantic model.
 """
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from har_assets.config import PreprocessConfig
-from har_assets.ml.hyperparams import ModelConfig, TrainConfig
+from har_assets.ml.hyperparams import DecodingConfig, ModelConfig, TrainConfig
 from har_assets.ml.split import SplitConfig
 
 
@@ -31,15 +31,17 @@ class ExperimentConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"preprocess": PreprocessConfig, "model": ModelConfig, "train": TrainConfig,
-                                        "split": SplitConfig}
+                                        "split": SplitConfig, "decoding": DecodingConfig}
 # in cross-validation the folds decide who is tested; only these split fields still mean something
 CV_SPLIT_FIELDS = ("validation_share", "seed")
 
 # The plain reference a default must beat: a 1D-CNN-BiLSTM with gravity kept, Adam at 1e-3, batch 64, a fixed
-# 30 epochs on the training and validation people together (no early stopping, schedule, weighting or augmentation).
+# 30 epochs on the training and validation people together (no early stopping, schedule, weighting or augmentation),
+# each window classified alone in the device frame as it is (no orientation reference, no smoothing).
 REFERENCE: dict[str, Any] = {
     "preprocess.gravity": "keep",
     "model.conv_filters": 64, "model.kernel_size": 5, "model.conv_layers": 2, "model.lstm_units": 64,
@@ -48,6 +50,7 @@ REFERENCE: dict[str, Any] = {
     "train.batch_size": 64, "train.lr_schedule": "constant", "train.class_weighting": "none",
     "train.augment_rotation_deg": 0.0, "train.augment_scale": 0.0,
     "split.validation_share": 0.0,
+    "decoding.orientation": "none", "decoding.smoothing": "none",
 }
 
 

@@ -14,6 +14,7 @@ import polars as pl
 
 from har_assets.inference import timeline
 from har_assets.inference.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
+from har_assets.ml.timeline_metrics import switches_per_hour
 from har_assets.orchestration import automation
 from har_assets.orchestration.asset_store import TABLE_IO
 from har_assets.orchestration.check_gate import failed_blocking_checks, partitioned_specs
@@ -81,11 +82,12 @@ def build_scoring_resources() -> dict[str, Any]:
 
 @dg.asset(
     retry_policy=TRANSIENT_RETRY,
-    partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="predictions-1",
+    partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="predictions-2",
     kinds={"pytorch", "mlflow"}, deps=["registered_model"], automation_condition=automation.score_condition(),
     description="The participant's activity timeline from the champion model: one row per window (start/end, "
-                "label, confidence, probability of every class), preprocessed with the model's own config "
-                "exactly as POST /predict does.",
+                "label, confidence, probability of every class, the label of the window alone), preprocessed with "
+                "the model's own config, the person's frame aligned and the recording decoded whole, exactly as "
+                "POST /predict does.",
 )
 def participant_predictions(context: dg.AssetExecutionContext, raw_recording: RawRecording,
                             mlflow_tracking: MlflowTracking) -> dg.Output:
@@ -95,6 +97,7 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
     with failing_clearly(pid):
         pred = model.predict_recording(raw_recording)
     frame = timeline.timeline_frame(pred, model)
+    step_s = model.preprocess_config.window_step / model.preprocess_config.target_hz
     shares = timeline.class_shares(frame, model.classes)
     title = f"{pid}: {model.name} v{model.version}"
     png = timeline_png(frame, title, truth_intervals(raw_recording.labels))
@@ -109,6 +112,10 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
             "segments": pred.fusion.segments,
             "dominant_class": max(shares, key=lambda c: shares[c]),
             "mean_confidence": round(float(frame["confidence"].mean()), 4),
+            "switches_per_hour": round(switches_per_hour(pred.label_index, pred.windows.segment, step_s), 1),
+            "switches_per_hour_window_by_window": round(switches_per_hour(
+                pred.window_proba.argmax(axis=1), pred.windows.segment, step_s), 1),
+            "orientation": dg.MetadataValue.json(pred.alignment.describe()),
             "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
             "class_share_table": rows_table(["class", "windows", "share", "mean confidence"],
                                             timeline.share_rows(shares, frame)),

@@ -83,6 +83,11 @@ def stale_normalized(instance: dg.DagsterInstance, pids: list[str], scaler: Chan
     return [pid for pid in pids if metadata_value(made.get(pid), "scaler_fingerprint") != want]
 
 
+def unscaled(normalized: dict[str, WindowSet], participants: list[str], scaler: ChannelScaler) -> dict[str, WindowSet]:
+    """The participants' normalized windows back in physical units (what decoding and evaluation take)."""
+    return {p: dataclasses.replace(normalized[p], X=scaler.inverse_transform(normalized[p].X)) for p in participants}
+
+
 def require_normalized(context: dg.AssetExecutionContext, split: DatasetSplit, roles: tuple[str, ...],
                        normalized: dict[str, WindowSet], scaler: ChannelScaler) -> None:
     needed = sorted({p for role in roles for p in getattr(split, role)})
@@ -212,6 +217,7 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
     import mlflow
 
     from har_assets.ml.bundle import ModelBundle
+    from har_assets.ml.experiment import fit_decoder
     from har_assets.ml.mlflow_model import log_bundle
     from har_assets.ml.training import train_model
 
@@ -220,7 +226,7 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
         raise fail(f"the preprocessing config gives channels {list(cfg.channels)} but the windows have "
                    f"{list(scaler.channels)}: re-materialize the preprocessing with this config first")
     require_normalized(context, split, ("train", "validation"), normalized_windows, scaler)
-    model_cfg, train_cfg = training.model_cfg(), training.train_cfg()
+    model_cfg, train_cfg, decoding_cfg = training.model_cfg(), training.train_cfg(), training.decoding_cfg()
     classes = derive_classes(normalized_windows, split.train)
     train = labelled_data(normalized_windows, split.train, classes)
     val = labelled_data(normalized_windows, split.validation, classes)
@@ -246,8 +252,10 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
                                           "validation_windows": len(val)})
         result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
                              model_cfg, train_cfg, on_epoch=on_epoch, scaler=scaler)
+        decoder = fit_decoder(decoding_cfg, unscaled(normalized_windows, split.train, scaler), split.train, classes)
+        log_batch(client, run_id, params={f"decoding.{k}": v for k, v in decoder.describe().items()})
         bundle = ModelBundle(model=result.model, model_config=model_cfg, preprocess=cfg, scaler=scaler,
-                             classes=classes)
+                             classes=classes, decoder=decoder)
         # the cohort's mean window (unscaled, as serving receives it): no person's data in the model's example
         example = np.broadcast_to(scaler.mean, (1, *train.X.shape[1:])).astype(np.float32)
         # MLflow logs a model only into its fluent active run, on its process-global store: for this call alone
@@ -286,6 +294,9 @@ def _evaluation_metrics(evaluation: ModelEvaluation) -> dict[str, float | None]:
         metrics |= {f"baseline_{strategy}_accuracy": scores.accuracy, f"baseline_{strategy}_macro_f1": scores.macro_f1}
     metrics |= {f"test_f1.{c}": s.f1 for c, s in evaluation.per_class.items()}
     metrics |= {f"importance.{c}": v for c, v in evaluation.permutation_importance.items()}
+    metrics |= {f"test_macro_f1.{step}": v for step, v in (evaluation.steps or {}).items()}
+    if evaluation.timeline is not None:
+        metrics |= {f"timeline.{k}": v for k, v in evaluation.timeline.model_dump().items()}
     return metrics
 
 
@@ -311,9 +322,9 @@ def model_evaluation(context: dg.AssetExecutionContext, model: TrainedModel, dat
     require_normalized(context, split, ("train", "test"), normalized_windows, bundle.scaler)
     classes = bundle.classes
     train = labelled_data(normalized_windows, split.train, classes)
-    test = labelled_data(normalized_windows, split.test, classes)
     try:
-        report = evaluate(bundle.model, classes, bundle.scaler.channels, test, train.y, importance_repeats=3)
+        report = evaluate(bundle.model, classes, bundle.scaler, bundle.decoder,
+                          unscaled(normalized_windows, split.test, bundle.scaler), train.y, importance_repeats=3)
     except ValueError as exc:
         raise fail(f"cannot evaluate on test participants {split.test}: {exc}") from exc
     evaluation = ModelEvaluation.model_validate(
@@ -336,7 +347,9 @@ def model_evaluation(context: dg.AssetExecutionContext, model: TrainedModel, dat
 
 def evaluation_metadata(evaluation: ModelEvaluation, png: bytes) -> dict[str, Any]:
     per_class = [[c, s.precision, s.recall, s.f1, s.support] for c, s in evaluation.per_class.items()]
-    people = [[p, s.n_windows, s.accuracy, s.macro_f1] for p, s in evaluation.per_participant.items()]
+    people = [[p, s.n_windows, s.accuracy, s.macro_f1, s.window_macro_f1]
+              for p, s in evaluation.per_participant.items()]
+    timeline = evaluation.timeline
     baselines = [["model", evaluation.accuracy, evaluation.macro_f1]] + [
         [f"dummy ({k})", v.accuracy, v.macro_f1] for k, v in evaluation.baselines.items()]
     importance = sorted(evaluation.permutation_importance.items(), key=lambda kv: -kv[1])
@@ -347,7 +360,14 @@ def evaluation_metadata(evaluation: ModelEvaluation, png: bytes) -> dict[str, An
         "baseline_stratified_macro_f1": evaluation.baselines["stratified"].macro_f1,
         "versus_baselines": rows_table(["classifier", "accuracy", "macro-F1"], baselines),
         "per_class": rows_table(["class", "precision", "recall", "F1", "support"], per_class),
-        "per_participant": rows_table(["participant", "windows", "accuracy", "macro-F1"], people),
+        "per_participant": rows_table(["participant", "windows", "accuracy", "macro-F1",
+                                       "macro-F1 window by window"], people),
+        "macro_f1_by_step": rows_table(["step", "macro-F1"], [list(kv) for kv in (evaluation.steps or {}).items()]),
+        **({"minutes_correct_share": timeline.minutes_correct_share,
+            "switches_per_hour": rows_table(["", "switches per hour"], [
+                ["true", timeline.switches_per_hour_true], ["decoded", timeline.switches_per_hour_predicted],
+                ["window by window", timeline.switches_per_hour_window]])} if timeline else {}),
+        "decoding": dg.MetadataValue.json(evaluation.decoding or {}),
         "permutation_importance": rows_table(["channel", "macro-F1 drop"], [list(kv) for kv in importance]),
         "excluded_windows": dg.MetadataValue.json(evaluation.excluded_windows),
         "confusion_matrix": dg.MetadataValue.md(png_markdown(png, "confusion matrix")),

@@ -7,7 +7,7 @@ assets returned before they were typed, so values stored then still load as thes
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -46,6 +46,18 @@ class ClassScores(Record):
 
 class ParticipantScores(Scores):
     n_windows: int
+    window_macro_f1: float | None = None  # each window alone (None: evaluated before decoding existed)
+
+
+class TimelineScores(Record):
+    """`ml.timeline_metrics` of the decoded test recordings, and of their windows classified alone."""
+
+    minutes_correct_share: float
+    switches_per_hour_true: float
+    switches_per_hour_predicted: float
+    labelled_minutes: int
+    switches_per_hour_window: float
+    minutes_correct_share_window: float
 
 
 class ModelEvaluation(Record):
@@ -65,6 +77,13 @@ class ModelEvaluation(Record):
     test_participants: list[str]
     mlflow_run_id: str
     model_uri: str
+    # since recordings are decoded whole (None in evaluations stored before)
+    steps: dict[str, float] | None = None  # macro-F1 after each step: window, aligned, decoded, causal
+    window_confusion_matrix: list[list[int]] | None = None  # each window alone, frame as it is
+    timeline: TimelineScores | None = None
+    decoding: dict[str, Any] | None = None  # the decoder (Decoder.describe)
+    alignment: dict[str, dict[str, Any]] | None = None  # per test participant
+    seconds_per_1000_windows: dict[str, float] | None = None  # align, classify, smooth
 
 
 class BundleScores(Record):

@@ -113,7 +113,7 @@ def optuna_study(context: dg.OpExecutionContext, config: SearchSection,  # type:
             log_batch(client, run_id, params=trial.params | {"split.train": ",".join(split.train),
                                                              "split.validation": ",".join(split.validation)})
             try:
-                result = run_experiment(windows, split, model_cfg, train_cfg,
+                result = run_experiment(windows, split, model_cfg, train_cfg, training.decoding_cfg(),
                                         on_epoch=pruning_callback(trial, log_epoch), evaluate_test=False)
             except optuna.TrialPruned:
                 client.set_tag(run_id, "har.trial_state", "pruned")

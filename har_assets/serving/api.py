@@ -7,10 +7,10 @@ import copy
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -34,6 +34,7 @@ from har_assets.serving.errors import (
 )
 from har_assets.serving.metrics import MetricsMiddleware, ServingMetrics, worker_metrics_dir
 from har_assets.serving.schemas import (
+    Decoding,
     ModelRef,
     PredictRequest,
     PredictResponse,
@@ -238,7 +239,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         model = require_model(predictor)
         return {"changed": changed, "model": model.info(), "last_error": predictor.last_error}
 
-    def run_predict(body: bytes, model: LoadedModel) -> bytes:
+    def run_predict(body: bytes, model: LoadedModel, causal: bool) -> bytes:
         request = decode_predict(body, settings.max_samples)
         cfg = model.preprocess_config
         check_recording(request, settings, cfg)
@@ -246,21 +247,26 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         samples = request_samples(acc.timestamps_ms, acc.xyz(), acc.unit or cfg.accel_unit,
                                   gyr.timestamps_ms, gyr.xyz(), gyr.unit or cfg.gyro_unit)
         try:
-            result = model.predict_samples(*samples)
+            result = model.predict_samples(*samples, causal=causal)
         except PipelineDataError as exc:
             raise ApiError(422, "unusable_recording", str(exc), ["body"]) from exc
         proba = finite_or_422(result.proba)
         labels = result.labels
         metrics.count_predictions(labels.tolist())
         classes = model.classes
+        alone = np.asarray(classes)[finite_or_422(result.window_proba).argmax(axis=1)]
         windows = [
             WindowPrediction(start_ms=float(s), end_ms=float(e), segment=int(g), label=str(lab),
-                             confidence=float(p.max()), probabilities=dict(zip(classes, p.tolist(), strict=True)))
-            for s, e, g, lab, p in zip(result.start_ms, result.end_ms, result.windows.segment, labels, proba,
-                                       strict=True)
+                             confidence=float(p.max()), probabilities=dict(zip(classes, p.tolist(), strict=True)),
+                             window_label=str(w))
+            for s, e, g, lab, p, w in zip(result.start_ms, result.end_ms, result.windows.segment, labels, proba,
+                                          alone, strict=True)
         ]
+        decoder = model.bundle.decoder
+        decoding = Decoding(smoothing=decoder.config.smoothing, causal=causal,
+                            orientation=decoder.config.orientation, **result.alignment.describe())
         return PredictResponse(model=model_ref(model), classes=classes, windows=windows,
-                               class_shares=result.class_shares()).model_dump_json().encode()
+                               class_shares=result.class_shares(), decoding=decoding).model_dump_json().encode()
 
     def run_predict_windows(body: bytes, media: str, model: LoadedModel) -> bytes:
         X = decode_windows(body, media, settings.max_windows, model.window_shape)
@@ -283,11 +289,14 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
               responses={200: {"model": PredictResponse, "description": "One prediction per window"},
                          **error_responses(400, *auth_statuses, 413, 415, 422, 503)},
               openapi_extra=PREDICT_BODY, summary="Activities of a raw recording (both sensors, watch units)")
-    async def predict(request: Request) -> Response:
+    async def predict(request: Request, causal: Annotated[bool, Query(
+            description="Decode forward-only, as a streaming client must: each window's answer uses no later "
+                        "window (default: the whole recording, each window between its neighbours)")] = False
+                      ) -> Response:
         model = require_model(predictor)
         media_type(request, (JSON,))
         body = await request.body()
-        return await compute(run_predict, body, model)
+        return await compute(run_predict, body, model, causal)
 
     @app.post("/predict/windows", tags=["predict"], dependencies=protected, response_model=None,
               responses={200: {"model": WindowsResponse, "description": "Probabilities per window"},

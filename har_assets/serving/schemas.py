@@ -112,6 +112,18 @@ class WindowPrediction(BaseModel):
     label: str = Field(description="Most probable class.")
     confidence: float = Field(description="Probability of the label.")
     probabilities: dict[str, float] = Field(description="Probability of every class.")
+    window_label: str = Field(description="Most probable class of this window classified alone (no neighbours).")
+
+
+class Decoding(BaseModel):
+    smoothing: str = Field(description="How windows were joined over time: hmm (each gap-free segment decoded by "
+                                       "the model's hidden Markov model) or none (each window alone).")
+    causal: bool = Field(description="Decoded forward-only (no window used a later one).")
+    orientation: str = Field(description="upright: the recording's device frame was turned to the training "
+                                         "people's upright direction; none: used as it is.")
+    applied: bool = Field(description="The frame was turned (enough windows moved to find the upright direction).")
+    rotation_deg: float = Field(description="Angle of that turn (degrees).")
+    moving_windows: int = Field(description="Windows that moved enough to find the upright direction.")
 
 
 class PredictResponse(BaseModel):
@@ -119,6 +131,7 @@ class PredictResponse(BaseModel):
     classes: list[str]
     windows: list[WindowPrediction]
     class_shares: dict[str, float] = Field(description="Share of windows predicted as each class.")
+    decoding: Decoding = Field(description="How the recording was decoded.")
 
 
 class WindowsResponse(BaseModel):
