@@ -305,6 +305,8 @@ def model_summary(resources: dict, status: str) -> dict[str, Any]:
             "accuracy": evaluation.accuracy, "macro_f1": evaluation.macro_f1, "windows": evaluation.n,
             "baselines": {k: v.model_dump() for k, v in evaluation.baselines.items()},
             "per_participant_accuracy": {p: v.accuracy for p, v in evaluation.per_participant.items()},
+            "macro_f1_by_step": evaluation.steps,
+            "timeline": evaluation.timeline.model_dump() if evaluation.timeline else None,
         },
     }
 
@@ -331,8 +333,21 @@ def model_summary_lines(summary: dict[str, Any]) -> list[str]:
         f"test participants {', '.join(m['split']['test']) if m['split'] else '?'}: accuracy {t['accuracy']:.3f}, "
         f"macro-F1 {t['macro_f1']:.3f} ({t['windows']} windows); dummy macro-F1: {floor}",
         f"per-participant accuracy: {people}",
+        *decoding_lines(t),
         *note,
     ]
+
+
+def decoding_lines(test: dict[str, Any]) -> list[str]:
+    """How much decoding the recordings whole changed, where the evaluation says (evaluated since it exists)."""
+    steps, timeline = test.get("macro_f1_by_step"), test.get("timeline")
+    if not steps or not timeline:
+        return []
+    return [f"macro-F1 each window alone {steps['window']:.3f}, with the person's frame {steps['aligned']:.3f}, "
+            f"decoded {steps['decoded']:.3f} (causal {steps['causal']:.3f}); minutes labelled right "
+            f"{timeline['minutes_correct_share']:.3f}; switches per hour {timeline['switches_per_hour_predicted']:.0f} "
+            f"(each window alone {timeline['switches_per_hour_window']:.0f}, truth "
+            f"{timeline['switches_per_hour_true']:.0f})"]
 
 
 def _failure_message(result: dg.ExecuteInJobResult) -> str:

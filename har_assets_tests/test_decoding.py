@@ -11,6 +11,7 @@ from har_assets.ml.experiment import run_experiment
 from har_assets.ml.hmm import Hmm, segments
 from har_assets.ml.hyperparams import DecodingConfig, ModelConfig, TrainConfig
 from har_assets.ml.orientation import rotate_windows, rotation_onto, upright_direction
+from har_assets.ml.sequence_model import SequenceNet, to_weights, train_sequence_model
 from har_assets.ml.split import DatasetSplit
 from har_assets.ml.timeline_metrics import minutes_correct, switches, timeline_scores
 from har_assets.signal.windowing import WindowSet
@@ -52,7 +53,7 @@ def test_hmm_learns_lasting_activities_from_label_sequences() -> None:
 def test_smoothing_removes_flicker_of_a_recording() -> None:
     rng = np.random.default_rng(0)
     y, proba = _flickering([(0, 60), (1, 40), (2, 80), (0, 50)], flip=0.25, rng=rng)
-    decoder = Decoder(DecodingConfig(orientation="none"), _hmm(rng))
+    decoder = Decoder(DecodingConfig(orientation="none", smoothing="hmm"), _hmm(rng))
     segment = np.zeros(y.size, dtype=int)
     alone = proba.argmax(axis=1)
     decoded = decoder.smooth(proba, segment).argmax(axis=1)
@@ -65,10 +66,55 @@ def test_smoothing_removes_flicker_of_a_recording() -> None:
     assert (causal == y).mean() > 0.9 and switches(causal, segment) < switches(alone, segment) / 4
 
 
+def _embedded(runs: list[tuple[int, int]], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """True class per window and 8-d 'embeddings' whose first three dimensions point, noisily, at the class:
+    their argmax is wrong for about a quarter of the windows."""
+    y = np.concatenate([np.full(n, c) for c, n in runs])
+    features = rng.normal(0, 0.6, (y.size, 8))
+    features[np.arange(y.size), y] += 1.0
+    return y, features
+
+
+def test_the_sequence_model_removes_flicker_and_its_causal_twin_uses_no_later_window() -> None:
+    """The default temporal model: a GRU trained on the training people's embedding sequences labels a new
+    recording whose windows alone flicker."""
+    rng = np.random.default_rng(5)
+    training = [_embedded([(int(c), int(rng.integers(15, 40))) for c in rng.permutation(3)] * 2, rng)
+                for _ in range(12)]
+    config = DecodingConfig(sequence_length=16, sequence_epochs=15)
+    features, labels = [f for _, f in training], [y for y, _ in training]
+    offline = train_sequence_model(features, labels, 3, causal=False, config=config, seed=0)
+    causal = train_sequence_model(features, labels, 3, causal=True, config=config, seed=0)
+    y, test = _embedded([(0, 50), (2, 30), (1, 60), (0, 40)], rng)
+    segment = np.zeros(y.size, dtype=int)
+    alone = test[:, :3].argmax(axis=1)
+    decoded = offline.predict_proba(test).argmax(axis=1)
+    assert (alone == y).mean() < 0.85 and switches(alone, segment) > 30
+    assert (decoded == y).mean() > 0.95 and switches(decoded, segment) <= 8
+    forward = causal.predict_proba(test)
+    assert (forward.argmax(axis=1) == y).mean() > 0.9
+    np.testing.assert_allclose(causal.predict_proba(test[:70]), forward[:70], atol=1e-6)  # later windows: no say
+    assert not np.allclose(offline.predict_proba(test[:70]), offline.predict_proba(test)[:70], atol=1e-3)
+    assert causal.causal and not offline.causal
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_the_numpy_gru_computes_what_torch_does(bidirectional: bool) -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = SequenceNet(8, 5, 3, bidirectional).eval()
+    mean, std = np.linspace(-1, 1, 8), np.linspace(0.5, 2, 8)
+    weights = to_weights(net, mean, std)
+    x = np.random.default_rng(0).normal(size=(40, 8))
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.tensor((x - mean) / std, dtype=torch.float32)[None])[0], dim=1).numpy()
+    np.testing.assert_allclose(weights.predict_proba(x), expected, atol=1e-5)
+
+
 def test_smoothing_never_crosses_a_gap() -> None:
     """The first windows after a gap are decoded from their own segment only: a long, sure run of one class
     before the gap does not pull them over."""
-    decoder = Decoder(DecodingConfig(orientation="none"), _hmm(np.random.default_rng(1)))
+    decoder = Decoder(DecodingConfig(orientation="none", smoothing="hmm"), _hmm(np.random.default_rng(1)))
     sure_a = np.tile([0.98, 0.01, 0.01], (50, 1))
     weak_b = np.tile([0.3, 0.4, 0.3], (3, 1))
     proba = np.vstack([sure_a, weak_b])
@@ -82,7 +128,7 @@ def test_smoothing_never_crosses_a_gap() -> None:
 def test_causal_decoding_uses_no_later_window() -> None:
     rng = np.random.default_rng(2)
     _, proba = _flickering([(0, 30), (2, 30)], flip=0.3, rng=rng)
-    decoder = Decoder(DecodingConfig(orientation="none"), _hmm(rng))
+    decoder = Decoder(DecodingConfig(orientation="none", smoothing="hmm"), _hmm(rng))
     segment = np.zeros(len(proba), dtype=int)
     changed = proba.copy()
     changed[40:] = [0.98, 0.01, 0.01]
@@ -173,10 +219,11 @@ def test_a_decoder_learns_from_the_training_people_and_old_bundles_decode_per_wi
     people = [_person(i, np.eye(3)) for i in range(2)]
     sequences = [s for ws in people for s in label_sequences(ws.labels, ws.segment, CLASSES)]
     assert len(sequences) == 4 and all(s.min() >= 0 for s in sequences)
-    decoder = Decoder.fit(DecodingConfig(), sequences, 3, [ws.X for ws in people], CHANNELS)
+    decoder = Decoder.fit(DecodingConfig(smoothing="hmm"), sequences, 3, [ws.X for ws in people], CHANNELS)
     assert decoder.hmm is not None and np.degrees(np.arccos(decoder.upright_reference @ [0, 0, 1])) < 2
     assert np.all(decoder.hmm.expected_duration() > 5)  # runs of 8-13 windows
-    still = Decoder.fit(DecodingConfig(), sequences, 3, [ws.X[ws.labels != "walking"] for ws in people], CHANNELS)
+    still = Decoder.fit(DecodingConfig(smoothing="hmm"), sequences, 3, [ws.X[ws.labels != "walking"] for ws in people],
+                        CHANNELS)
     assert still.config.orientation == "none" and still.upright_reference is None
     decoder.write(tmp_path)
     assert Decoder.read(tmp_path).to_dict() == decoder.to_dict()

@@ -55,7 +55,8 @@ def test_the_export_is_a_graph_with_a_dynamic_batch() -> None:
     graph = onnx.load_from_string(export_onnx(build_model(ModelConfig(), 6, 5).eval(), 200, 6)).graph
     dims = graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 200, 6]
-    assert [o.name for o in graph.output] == ["logits"]
+    assert [o.name for o in graph.output] == ["logits", "embedding"]  # the embedding: what the default decoder reads
+    assert [d.dim_param or d.dim_value for d in graph.output[1].type.tensor_type.shape.dim] == ["batch", 128]
 
 
 class BatchDependent(nn.Module):

@@ -132,9 +132,13 @@ class LoadedModel:
         `causal`: decode forward-only (a streaming client's answer: no window uses a later one)."""
         windows, stats = preprocess_samples(participant, accel, gyro, labels, self.bundle.preprocess)
         out = self.bundle.decoder.decode(windows.X, windows.segment, self.bundle.preprocess.channels,
-                                         self.predict_windows, causal=causal)
+                                         self.classify, causal=causal)
         return WindowPredictions(classes=self.classes, windows=windows, fusion=stats, proba=out.proba,
                                  window_proba=out.window_proba, alignment=out.alignment, causal=causal)
+
+    def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and embeddings of unscaled windows (what the model's decoder reads)."""
+        return self.runtime.predict_with_embedding(self.bundle.scaler.transform(np.asarray(X, dtype=np.float32)))
 
     def predict_windows(self, X: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) of preprocessed but *unscaled* windows (n, window_size, channels), each window

@@ -18,7 +18,7 @@ import torch
 from har_assets.config import PreprocessConfig
 from har_assets.ml.decoding import Decoder
 from har_assets.ml.hyperparams import ModelConfig
-from har_assets.ml.inference import predict_proba
+from har_assets.ml.inference import predict_proba, predict_with_embedding
 from har_assets.ml.inference_bundle import WEIGHTS_FILE, InferenceBundle, check_channels
 from har_assets.ml.model import CnnBiLstm, build_model
 from har_assets.ml.onnx_export import export_graph
@@ -47,6 +47,10 @@ class ModelBundle:
     def predict_windows(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, classes) of *unscaled* windows as the preprocessing produces them."""
         return predict_proba(self.model, self.scaler.transform(X))
+
+    def predict_with_embedding(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and embeddings of *unscaled* windows (what `Decoder.decode` takes)."""
+        return predict_with_embedding(self.model, self.scaler.transform(X))
 
     def save(self, folder: Path) -> str | None:
         """Write the bundle folder, with the network exported to ONNX and checked against it (`export_graph`);

@@ -23,9 +23,10 @@ from har_assets.ml.datasets import (
     labelled_data,
     pick,
 )
-from har_assets.ml.decoding import Decoder, label_sequences
+from har_assets.ml.decoding import Decoder, label_sequences, sequence_inputs
+from har_assets.ml.hmm import segments
 from har_assets.ml.hyperparams import DecodingConfig, EpochStats, ModelConfig, TrainConfig
-from har_assets.ml.inference import predict_proba
+from har_assets.ml.inference import predict_with_embedding
 from har_assets.ml.metrics import (
     channel_permutation_importance,
     dummy_baselines,
@@ -34,6 +35,7 @@ from har_assets.ml.metrics import (
     per_group_scores,
 )
 from har_assets.ml.scaler import ChannelScaler
+from har_assets.ml.sequence_model import train_sequence_model
 from har_assets.ml.split import DatasetSplit
 from har_assets.ml.timeline_metrics import timeline_scores, timeline_summary
 from har_assets.ml.training import TrainResult, train_model
@@ -60,8 +62,8 @@ def evaluate(model: nn.Module, classes: Sequence[str], scaler: ChannelScaler, de
     step's time."""
     channels = scaler.channels
 
-    def classify(X: np.ndarray) -> np.ndarray:
-        return predict_proba(model, scaler.transform(X))
+    def classify(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return predict_with_embedding(model, scaler.transform(X))
 
     rows: dict[str, list[np.ndarray]] = {k: [] for k in ("y", "decoded", "aligned", "window", "causal", "group")}
     parts: dict[str, list[dict]] = {"decoded": [], "window": []}
@@ -82,8 +84,8 @@ def evaluate(model: nn.Module, classes: Sequence[str], scaler: ChannelScaler, de
             seconds[step] += s
         n_windows += len(ws)
         alignment[pid] = out.alignment.describe()
-        window = classify(ws.X).argmax(axis=1) if out.alignment.applied else out.window_proba.argmax(axis=1)
-        causal = decoder.smooth(out.window_proba, ws.segment, causal=True).argmax(axis=1)
+        window = classify(ws.X)[0].argmax(axis=1) if out.alignment.applied else out.window_proba.argmax(axis=1)
+        causal = decoder.smooth(out.window_proba, ws.segment, causal=True, embedding=out.embedding).argmax(axis=1)
         parts["decoded"].append(timeline_scores(y, out.labels, ws.segment, ws.start_ms))
         parts["window"].append(timeline_scores(y, window, ws.segment, ws.start_ms))
         keep = y >= 0
@@ -136,7 +138,7 @@ def score_bundle(bundle: ModelBundle, windowsets: WindowSets, participants: Iter
             excluded[c] = excluded.get(c, 0) + n
         if not (y >= 0).any():
             continue
-        labels = bundle.decoder.decode(ws.X, ws.segment, bundle.scaler.channels, bundle.predict_windows).labels
+        labels = bundle.decoder.decode(ws.X, ws.segment, bundle.scaler.channels, bundle.predict_with_embedding).labels
         ys.append(y[y >= 0])
         preds.append(labels[y >= 0])
     if not ys:
@@ -159,13 +161,28 @@ class ExperimentResult:
         return self.train.best_val_macro_f1
 
 
-def fit_decoder(config: DecodingConfig, windowsets: WindowSets, participants: Iterable[str],
-                classes: Sequence[str]) -> Decoder:
-    """The decoder learned from the (training) participants' unscaled windows and label sequences."""
+def fit_decoder(config: DecodingConfig, windowsets: WindowSets, participants: Iterable[str], classes: Sequence[str],
+                model: nn.Module, scaler: ChannelScaler, seed: int = 0) -> Decoder:
+    """The decoder learned from the (training) participants' unscaled windows and label sequences: their upright
+    direction, then (smoothing 'gru') the sequence models over the trained `model`'s embeddings of their aligned
+    windows, or (smoothing 'hmm') the transitions of their labels."""
     chosen = pick(windowsets, participants)
+    channels = common_channels(dict(zip(sorted(participants), chosen, strict=True)))
     sequences = [seq for ws in chosen for seq in label_sequences(ws.labels, ws.segment, classes)]
-    return Decoder.fit(config, sequences, len(classes), [ws.X for ws in chosen], common_channels(
-        dict(zip(sorted(participants), chosen, strict=True))))
+    gru = config.smoothing == "gru"
+    decoder = Decoder.fit(config.model_copy(update={"smoothing": "none"}) if gru else config, sequences,
+                          len(classes), [ws.X for ws in chosen], channels)
+    if not gru:
+        return decoder
+    config = decoder.config.model_copy(update={"smoothing": "gru"})
+    features = []
+    for ws in chosen:
+        proba, embedding = predict_with_embedding(model, scaler.transform(decoder.align(ws.X, channels)[0]))
+        inputs = sequence_inputs(config, proba, embedding)
+        features += [inputs[part] for part in segments(ws.segment)]
+    return Decoder(config, None, decoder.upright_reference,
+                   *(train_sequence_model(features, sequences, len(classes), causal, config, seed)
+                     for causal in (False, True)))
 
 
 def run_experiment(windowsets: WindowSets, split: DatasetSplit, model_cfg: ModelConfig, train_cfg: TrainConfig,
@@ -180,7 +197,7 @@ def run_experiment(windowsets: WindowSets, split: DatasetSplit, model_cfg: Model
     val = labelled_data(windowsets, split.validation, classes, scaler)
     result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
                          model_cfg, train_cfg, on_epoch=on_epoch, scaler=scaler)
-    decoder = fit_decoder(decoding, windowsets, split.train, classes)
+    decoder = fit_decoder(decoding, windowsets, split.train, classes, result.model, scaler, train_cfg.seed)
     test_report = None
     if evaluate_test:
         test_report = evaluate(result.model, classes, scaler, decoder, {p: windowsets[p] for p in split.test},

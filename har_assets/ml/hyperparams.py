@@ -74,11 +74,21 @@ class DecodingConfig(BaseModel):
         "deviation (m/s²); the upright direction is the mean gravity direction of the moving windows.")
     orientation_min_windows: int = Field(
         5, ge=1, description="Fewer moving windows than this: the person's frame is left as it is.")
-    smoothing: Literal["none", "hmm"] = Field(
-        "hmm", description="hmm: each gap-free segment decoded by a hidden Markov model whose transitions are "
-        "counted in the training people's label sequences (never across a gap); none: window by window.")
+    smoothing: Literal["none", "hmm", "gru"] = Field(
+        "gru", description="How windows are joined over time, inside each gap-free segment (never across a gap): "
+        "gru: a small GRU reads the windows' embeddings in order, trained on the training people's sequences; "
+        "hmm: a hidden Markov model whose transitions are counted in their label sequences; none: window by "
+        "window.")
     transition_pseudocount: float = Field(
-        1.0, gt=0, description="Added to every transition count, so no switch between classes is impossible.")
+        1.0, gt=0, description="hmm: added to every transition count, so no switch between classes is impossible.")
+    sequence_inputs: Literal["embedding", "log_proba"] = Field(
+        "embedding", description="gru: what it reads per window: the classifier's embedding (pooled LSTM output) "
+        "or its log-probabilities.")
+    sequence_hidden: int = Field(32, ge=1, description="gru: hidden units per direction.")
+    sequence_length: int = Field(
+        32, ge=2, description="gru: windows per training chunk (consecutive windows of one segment, half "
+        "overlapping).")
+    sequence_epochs: int = Field(30, ge=1, description="gru: training epochs over the chunks.")
 
 
 @dataclass(frozen=True)

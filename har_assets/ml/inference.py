@@ -10,7 +10,24 @@ from torch import nn
 def predict_proba(
     model: nn.Module, X: np.ndarray, batch_size: int = 512, device: torch.device | str | None = None
 ) -> np.ndarray:
-    """Softmax probabilities ``(n, n_classes)`` float32 for windows ``X`` ``(n, window, channels)``.
+    """Softmax probabilities ``(n, n_classes)`` float32 for windows ``X`` ``(n, window, channels)``."""
+    return _run(model, X, batch_size, device, embeddings=False)[0]
+
+
+def predict_with_embedding(
+    model: nn.Module, X: np.ndarray, batch_size: int = 512, device: torch.device | str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (n, classes), embeddings (n, features)) float32 of windows X, from one forward pass; the
+    model must have `embed` and `classify` (`CnnBiLstm`)."""
+    proba, embedding = _run(model, X, batch_size, device, embeddings=True)
+    assert embedding is not None
+    return proba, embedding
+
+
+def _run(
+    model: nn.Module, X: np.ndarray, batch_size: int, device: torch.device | str | None, embeddings: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities (and embeddings) of windows X.
 
     Runs in eval mode under ``torch.inference_mode`` on ``device`` (default: where the model's
     parameters are); the model's device and train/eval mode are restored afterwards.
@@ -27,7 +44,7 @@ def predict_proba(
         n_classes = getattr(model, "n_classes", None)
         if n_classes is None:
             raise ValueError("X is empty and the model does not declare n_classes")
-        return np.zeros((0, int(n_classes)), dtype=np.float32)
+        return np.zeros((0, int(n_classes)), dtype=np.float32), np.zeros((0, 0), np.float32) if embeddings else None
     # Only touch the module's state (device, train/eval) when it has to change: a served model sits
     # in eval mode on its device and is shared by concurrent requests, which must not race on it.
     moved, was_training = target != home, model.training
@@ -36,12 +53,19 @@ def predict_proba(
     if was_training:
         model.eval()
     try:
-        out = []
+        out, features = [], []
         with torch.inference_mode():
             for start in range(0, len(X), batch_size):
                 xb = torch.from_numpy(X[start : start + batch_size]).to(target)
-                out.append(torch.softmax(model(xb).float(), dim=1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+                if embeddings:
+                    embedding = model.embed(xb)
+                    logits = model.classify(embedding)
+                    features.append(embedding.float().cpu().numpy())
+                else:
+                    logits = model(xb)
+                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        return (np.concatenate(out).astype(np.float32, copy=False),
+                np.concatenate(features).astype(np.float32, copy=False) if embeddings else None)
     finally:
         if moved:
             model.to(home)

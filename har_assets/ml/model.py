@@ -46,11 +46,31 @@ class CnnBiLstm(nn.Module):
         self.head = nn.Linear(2 * cfg.lstm_units, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The window's embedding (batch, 2*units): the LSTM's output averaged over time."""
         if x.ndim != 3 or x.shape[2] != self.n_channels:
             raise ValueError(f"expected input (batch, window, {self.n_channels}), got {tuple(x.shape)}")
         h = self.conv(x.transpose(1, 2))  # (batch, filters, time')
         out, _ = self.lstm(h.transpose(1, 2))  # (batch, time', 2*units)
-        return self.head(self.dropout(out.mean(dim=1)))
+        return out.mean(dim=1)
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, classes) of embeddings."""
+        return self.head(self.dropout(embedding))
+
+
+class WithEmbedding(nn.Module):
+    """The classifier answering (logits, embedding): what the ONNX graph exports, for decoders that read embeddings."""
+
+    def __init__(self, model: CnnBiLstm) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.model.embed(x)
+        return self.model.classify(embedding), embedding
 
 
 def build_model(cfg: ModelConfig, n_channels: int, n_classes: int) -> CnnBiLstm:

@@ -14,16 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from har_assets.ml.inference import predict_proba
+from har_assets.ml.inference import predict_proba, predict_with_embedding
 from har_assets.ml.inference_bundle import OnnxGraph
+from har_assets.ml.model import CnnBiLstm, WithEmbedding
 from har_assets.ml.onnx_runtime import PARITY_BATCHES, Classifier, OnnxClassifier, check_parity, parity_batches
 
 PARITY_SEED = 0
 
 
 def export_onnx(model: nn.Module, window: int, channels: int) -> bytes:
-    """The module (eval mode) as an ONNX graph with a dynamic batch axis: input `x` (n, window, channels), output
-    `logits` (n, classes).
+    """The module (eval mode) as an ONNX graph with a dynamic batch axis: input `x` (n, window, channels), outputs
+    `logits` (n, classes) and, for a `CnnBiLstm`, `embedding` (n, features) (what a 'gru' decoder reads).
 
     TorchScript's exporter (dynamo=False), deprecated since torch 2.9, on purpose: torch.export's exporter
     (dynamo=True) gives the same probabilities and equally fast graphs for this CNN-BiLSTM on torch 2.13, but
@@ -39,8 +40,10 @@ def export_onnx(model: nn.Module, window: int, channels: int) -> bytes:
         warnings.filterwarnings("ignore", message="Converting a tensor to a Python boolean",
                                 category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        torch.onnx.export(model.eval(), (torch.zeros(1, window, channels),), buffer, input_names=["x"],
-                          output_names=["logits"], dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+        outputs = ["logits", "embedding"] if isinstance(model, CnnBiLstm) else ["logits"]
+        torch.onnx.export((WithEmbedding(model) if isinstance(model, CnnBiLstm) else model).eval(),
+                          (torch.zeros(1, window, channels),), buffer, input_names=["x"], output_names=outputs,
+                          dynamic_axes={"x": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
                           dynamo=False)
     return buffer.getvalue()
 
@@ -68,6 +71,11 @@ class TorchClassifier:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return predict_proba(self._model, X)
+
+    def predict_with_embedding(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not isinstance(self._model, CnnBiLstm):
+            return predict_proba(self._model, X), None
+        return predict_with_embedding(self._model, X)
 
 
 def cpu_classifier(model: nn.Module, window: int, channels: int, threads: int | None = None

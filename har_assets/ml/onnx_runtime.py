@@ -32,6 +32,10 @@ class Classifier(Protocol):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
+    def predict_with_embedding(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and the windows' embeddings (None where the network gives none)."""
+        ...
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -57,6 +61,7 @@ class OnnxClassifier:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self._logits = [self._session.get_outputs()[0].name]  # a graph with an embedding output computes only this
 
     @property
     def intra_op_threads(self) -> int:
@@ -66,7 +71,13 @@ class OnnxClassifier:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Softmax probabilities (n, classes) float32 of scaled windows (n, window, channels)."""
         X = np.ascontiguousarray(X, dtype=np.float32)
-        return softmax(self._session.run(None, {"x": X})[0])
+        return softmax(self._session.run(self._logits, {"x": X})[0])
+
+    def predict_with_embedding(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and, from a graph exported with its `embedding` output, the windows' embeddings."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        out = self._session.run(None, {"x": X})
+        return softmax(out[0]), (np.asarray(out[1], dtype=np.float32) if len(out) > 1 else None)
 
 
 def parity_batches(rows: np.ndarray) -> list[np.ndarray]:
