@@ -105,8 +105,7 @@ def test_pipeline_registers_a_champion_and_reports_test_metrics(trained: Trained
     assert set(m["test"]["per_participant_accuracy"]) == set(trained.split.test)
     # each test recording decoded whole with the decoder learned from the training people, every step reported
     evaluation = trained.evaluation
-    assert evaluation["decoding"]["smoothing"] == "hmm" and len(evaluation["decoding"]["mean_duration_windows"]) == len(
-        trained.model["classes"])
+    assert evaluation["decoding"]["smoothing"] == "gru" and evaluation["decoding"]["sequence_inputs"] == "embedding"
     assert set(evaluation["steps"]) == {"window", "aligned", "decoded", "causal"}
     assert evaluation["steps"]["decoded"] == pytest.approx(evaluation["macro_f1"])
     assert set(evaluation["alignment"]) == set(trained.split.test)
@@ -114,6 +113,7 @@ def test_pipeline_registers_a_champion_and_reports_test_metrics(trained: Trained
         "minutes_correct_share"] <= 1
     text = summary_text(trained.summary)
     assert "har-activity v1" in text and "champion" in text and "macro-F1" in text
+    assert "macro-F1 each window alone" in text and "switches per hour" in text
     json.dumps(trained.summary)  # --json must be able to print it
 
 

@@ -65,12 +65,6 @@ class Decoder:
         if self.config.orientation == "upright" and self.upright_reference is None:
             raise ValueError("orientation 'upright' needs the training people's upright reference")
 
-    @property
-    def needs_embeddings(self) -> bool:
-        """Smoothing reads the windows' embeddings, not only their probabilities."""
-        return self.config.smoothing == "gru" and self.config.sequence_inputs == "embedding"
-
-
     @classmethod
     def per_window(cls) -> Decoder:
         """Each window alone, the device frame as it is: how models registered before decoding are served."""
@@ -153,7 +147,7 @@ class Decoder:
                 [round(float(v), 4) for v in self.upright_reference],
                 "mean_duration_windows": None if self.hmm is None else
                 [round(float(v), 2) for v in self.hmm.expected_duration()],
-                "sequence_inputs": None if self.sequence is None else int(self.sequence.mean.shape[0])}
+                "sequence_features": None if self.sequence is None else int(self.sequence.mean.shape[0])}
 
     def to_dict(self) -> dict:
         """Everything but the sequence models' weights (`write` keeps them beside, as arrays)."""
