@@ -22,7 +22,7 @@ from har_assets.cli import summary_text
 from har_assets.config import PreprocessConfig
 from har_assets.definitions import ASSETS, build_definitions, build_resources
 from har_assets.home import HarHome
-from har_assets.ml.hyperparams import ModelConfig, TrainConfig
+from har_assets.ml.hyperparams import DecodingConfig, ModelConfig, TrainConfig
 from har_assets.ml.mlflow_model import DIGEST_TAG
 from har_assets.ml.split import DatasetSplit, SplitConfig
 from har_assets.orchestration.mlflow_resource import MlflowTracking
@@ -41,6 +41,9 @@ TINY = ModelConfig(conv_filters=8, conv_layers=2, lstm_units=8, dropout=0.1)
 GOOD = TrainConfig(epochs=4, batch_size=16, lr=3e-3, patience=4, device="cpu")
 WITH_VALIDATION = SplitConfig(validation_share=0.2)  # the early-stopping path (the default split has no validation)
 BAD = TrainConfig(epochs=1, batch_size=16, lr=1e-6, patience=1, device="cpu")
+# bad as served too: an untrained network's windows each alone (a GRU learns the labels even from its random
+# embeddings of these tiny people)
+BAD_DECODING = DecodingConfig(orientation="none", smoothing="none")
 TRAINING_RUN = [model, model_evaluation, registered_model]
 
 
@@ -59,7 +62,9 @@ class Trained:
         return WindowSet.load(self.home.assets / asset / f"{pid}.npz")
 
     def materialize(self, selection: list, train: TrainConfig, **resources) -> dg.ExecuteInJobResult:
-        res = {**self.resources, "training": TrainingResource.from_configs(WITH_VALIDATION, TINY, train), **resources}
+        decoding = BAD_DECODING if train is BAD else None
+        res = {**self.resources, "training": TrainingResource.from_configs(WITH_VALIDATION, TINY, train, decoding),
+               **resources}
         return dg.materialize(ASSETS, selection=selection, instance=self.instance, resources=res,
                               raise_on_error=False)
 
