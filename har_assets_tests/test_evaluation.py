@@ -59,6 +59,12 @@ def test_compare_two_variants_on_the_same_folds(tmp_path: Path, cohort: Path, ca
         assert set(v["per_class_f1"]) == {"hand_tapping", "sitting"} and 0 <= v["macro_f1_mean"] <= 1
         assert v["classes"] == ["hand_tapping", "sitting"] and sum(map(sum, v["confusion_matrix"])) > 0
         assert [f["test"] for f in v["folds"]] == [f["test"] for f in variants["gravity=remove"]["folds"]]
+        # every recording decoded whole: the macro-F1 after each step, the timeline, the time of each step
+        assert set(v["steps_macro_f1"]) == {"window", "aligned", "decoded", "causal"}
+        assert v["steps_macro_f1"]["decoded"] == pytest.approx(v["macro_f1_mean"])
+        assert v["timeline"]["switches_per_hour_true"] > 0 and 0 <= v["timeline"]["minutes_correct_share"] <= 1
+        assert set(v["seconds_per_1000_windows"]) == {"align", "classify", "smooth"}
+        assert sum(map(sum, v["window_confusion_matrix"])) == sum(map(sum, v["confusion_matrix"]))
     paired = summary["paired"]["gravity=keep"]
     assert paired["fold_runs"] == 5 and paired["participants"] == 5
 
@@ -85,7 +91,9 @@ def test_text_report(tmp_path: Path, cohort: Path, capsys: pytest.CaptureFixture
     assert code == 0
     for expected in ("2-fold leave-participants-out", "macro-F1 mean ± sd", "per-class F1 (mean over folds)",
                      "per-participant macro-F1", "confusion matrix, default", "confusion matrix, wide",
-                     "paired differences against default", "wide - default:", "MLflow: experiment 'har-evaluate'"):
+                     "paired differences against default", "wide - default:", "MLflow: experiment 'har-evaluate'",
+                     "macro-F1 after each step of decoding a recording", "+ smoothing (causal)",
+                     "minutes right (decoded)", "switches/h true"):
         assert expected in out, expected
 
 
