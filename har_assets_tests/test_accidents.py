@@ -113,3 +113,42 @@ def test_two_pipelines_at_once(tmp_path: Path, tmp_path_factory: pytest.TempPath
     assert second.returncode == 2
     assert f"is in use by har pipeline (pid {first.pid}" in second.stderr
     _finished(first, logs / "first.log")
+
+
+def _training_runs(home: Path, status: dg.DagsterRunStatus) -> list[dg.DagsterRun]:
+    """The home's runs in `status` that materialize the model."""
+    if not (home / "dagster_home" / "storage").is_dir():
+        return []
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(statuses=[status]))
+    return [r for r in runs if "model" in (r.step_keys_to_execute or [])]
+
+
+def test_a_pipeline_killed_while_it_trains_is_finished_by_the_next(tmp_path: Path,
+                                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`har pipeline` killed (SIGKILL) in the middle of training: the next `har pipeline` on the home marks the
+    killed run failed, trains again and registers the champion; no run is left STARTED."""
+    logs = artifacts_dir(tmp_path_factory, "killed-while-training")
+    home = tmp_path / "home"
+    _study(home)
+    (home / "training.json").write_text(json.dumps({"train": {"epochs": 400, "num_threads": 1}}))  # long enough
+    first = _pipeline(home, base_env(), logs / "first.log")
+    try:
+        wait_until("the first pipeline to be training", lambda: bool(_training_runs(
+            home, dg.DagsterRunStatus.STARTED)), 600, interval_s=0.2)
+        time.sleep(1.0)  # well inside the 400 epochs
+    finally:
+        first.kill()
+        first.communicate(timeout=60)
+    assert first.returncode == -9
+    (killed,) = _training_runs(home, dg.DagsterRunStatus.STARTED)  # what a killed process leaves behind
+    (home / "training.json").write_text(json.dumps({"train": {"epochs": 2, "num_threads": 1}}))
+    second = _pipeline(home, base_env(), logs / "second.log")
+    out, _ = second.communicate(timeout=900)
+    assert second.returncode == 0, f"{out[-2000:]}\n{(logs / 'second.log').read_text()[-4000:]}"
+    summary = json.loads(out)
+    assert summary["failed"] == {} and summary["up_to_date"] == PARTICIPANTS  # preprocessed before the kill
+    model = summary["model"]
+    assert model["status"] == "trained" and model["champion"] and model["version"] == 1
+    assert _training_runs(home, dg.DagsterRunStatus.STARTED) == []
+    assert killed.run_id in {r.run_id for r in _training_runs(home, dg.DagsterRunStatus.FAILURE)}
