@@ -180,10 +180,15 @@ class Decoder:
         return cls.from_dict(d, sequences)
 
 
-def label_sequences(labels: np.ndarray, segment: np.ndarray, classes: Sequence[str]) -> list[np.ndarray]:
-    """A person's labels as class indices per gap-free segment (-1: unlabelled or a class not in `classes`)."""
+def class_indices(labels: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """Class index per window (-1: unlabelled or a class not in `classes`)."""
     index = {c: i for i, c in enumerate(classes)}
-    y = np.array([index.get(str(label), -1) for label in np.asarray(labels).tolist()], dtype=np.int64)
+    return np.array([index.get(str(label), -1) for label in np.asarray(labels).tolist()], dtype=np.int64)
+
+
+def label_sequences(labels: np.ndarray, segment: np.ndarray, classes: Sequence[str]) -> list[np.ndarray]:
+    """A person's labels as class indices (`class_indices`) per gap-free segment."""
+    y = class_indices(labels, classes)
     return [y[part] for part in segments(segment)]
 
 

@@ -23,7 +23,7 @@ from har_assets.ml.datasets import (
     labelled_data,
     pick,
 )
-from har_assets.ml.decoding import Decoder, label_sequences, sequence_inputs
+from har_assets.ml.decoding import Decoder, class_indices, label_sequences, sequence_inputs
 from har_assets.ml.hmm import segments
 from har_assets.ml.hyperparams import DecodingConfig, EpochStats, ModelConfig, TrainConfig
 from har_assets.ml.inference import predict_with_embedding
@@ -45,9 +45,8 @@ from har_assets.signal.windowing import WindowSet
 def decoding_labels(ws: WindowSet, classes: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
     """Class index per window (-1: unlabelled or a class the model lacks) and the labelled windows left out, per
     class the model lacks."""
-    index = {c: i for i, c in enumerate(classes)}
     labels = ws.labels.astype(str)
-    y = np.array([index.get(c, -1) for c in labels.tolist()], dtype=np.int64)
+    y = class_indices(labels, classes)
     lacking = ws.labeled & (y < 0)
     names, counts = np.unique(labels[lacking], return_counts=True)
     return y, {str(n): int(c) for n, c in zip(names, counts, strict=True)}
