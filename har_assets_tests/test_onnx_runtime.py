@@ -125,7 +125,8 @@ def test_a_graph_that_fails_parity_on_this_runtime_is_replaced(tmp_path: Path) -
     assert stored.graph is not None
     wrong = OnnxGraph(stored.graph.onnx, stored.graph.parity_windows, stored.graph.parity_probabilities[:, ::-1])
     runtime, note = bundle_runtime(tmp_path / "b", InferenceBundle(
-        stored.model_config, stored.preprocess, stored.scaler, stored.classes, wrong, stored.decoder), None,
+        stored.model_config, stored.preprocess, stored.scaler, stored.classes, wrong, stored.decoder,
+        stored.reliability), None,
         "the test's bundle")
     assert runtime.name == "onnxruntime"
     assert note is not None and note.startswith("exported to ONNX in memory at load: its ONNX graph fails the "

@@ -57,6 +57,15 @@ def report_text(info: dict, summary: dict) -> str:
                          " / ".join(_f(sec.get(k), 3) for k in ("align", "classify", "smooth"))])
         lines += _table(["variant", "minutes right (windows)", "minutes right (decoded)", "switches/h true",
                          "window by window", "decoded", "s per 1000 windows: align / classify / smooth"], rows)
+    calibrated = {n: v["calibration"] for n, v in variants.items() if v.get("calibration")}
+    if calibrated:
+        lines += ["", "calibration on the test people (mean over fold runs; temperature fitted out of fold on the "
+                      "training people) and the label-free accuracy estimate (every window counted)"]
+        lines += _table(["variant", "ECE uncalibrated", "ECE calibrated", "temperature", "estimate within ±0.05",
+                         "mean |error|", "flagged"], [
+            [n, _f(c["ece_uncalibrated"], 4), _f(c["ece_calibrated"], 4), _f(c["temperature"], 2),
+             f"{c['estimates_within_0_05']}/{c['estimates']}", _f(c["estimate_mean_abs_error"], 3),
+             ", ".join(c["flagged"]) or "-"] for n, c in calibrated.items()])
     classes = sorted({c for v in variants.values() for c in v["per_class_f1"]})
     if classes:
         lines += ["", "per-class F1 (mean over folds)"]

@@ -22,6 +22,7 @@ from har_assets.ml.inference import predict_proba, predict_with_embedding
 from har_assets.ml.inference_bundle import WEIGHTS_FILE, InferenceBundle, check_channels
 from har_assets.ml.model import CnnBiLstm, build_model
 from har_assets.ml.onnx_export import export_graph
+from har_assets.ml.reliability import Reliability
 from har_assets.ml.scaler import ChannelScaler
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class ModelBundle:
     scaler: ChannelScaler
     classes: list[str]
     decoder: Decoder = field(default_factory=Decoder.per_window)
+    reliability: Reliability = field(default_factory=Reliability.uncalibrated)
 
     def __post_init__(self) -> None:
         check_channels(self.scaler, self.preprocess)
@@ -63,7 +65,8 @@ class ModelBundle:
             graph, refused = None, f"{type(exc).__name__}: {exc}"
             log.warning("the bundle holds no ONNX graph, serving it needs PyTorch: %s", refused)
         InferenceBundle(model_config=self.model_config, preprocess=self.preprocess, scaler=self.scaler,
-                        classes=self.classes, graph=graph, decoder=self.decoder).write(folder)
+                        classes=self.classes, graph=graph, decoder=self.decoder,
+                        reliability=self.reliability).write(folder)
         return refused
 
     @classmethod
@@ -74,4 +77,4 @@ class ModelBundle:
         model.load_state_dict(torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         model.eval()
         return cls(model=model, model_config=part.model_config, preprocess=part.preprocess, scaler=part.scaler,
-                   classes=part.classes, decoder=part.decoder)
+                   classes=part.classes, decoder=part.decoder, reliability=part.reliability)

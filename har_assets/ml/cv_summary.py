@@ -69,6 +69,8 @@ def summarize_variant(results: Sequence[FoldResult]) -> dict:
         for p, s in r.report["per_participant"].items():
             if s.get("window_macro_f1") is not None:
                 people[p].setdefault("window_macro_f1", []).append(s["window_macro_f1"])
+    calibrated = [r.report["calibration"] for r in ok if (r.report.get("calibration") or {}).get("calibrated")]
+    errors = [e for c in calibrated for e in c["estimate_errors"].values()]
     epochs = [len(r.epochs) for r in ok]
     epoch_s = [e.seconds for r in ok for e in r.epochs]
     return {
@@ -85,6 +87,13 @@ def summarize_variant(results: Sequence[FoldResult]) -> dict:
                                      for k, v in steps.items() if k != "window"} if "window" in steps else {},
         "timeline": {k: float(np.nanmean(v)) for k, v in timeline.items()},
         "seconds_per_1000_windows": {k: float(statistics.fmean(v)) for k, v in step_seconds.items()},
+        "calibration": {
+            "fold_runs": len(calibrated),
+            **{k: float(statistics.fmean(c[k] for c in calibrated)) for k in (
+                "ece_uncalibrated", "ece_calibrated", "temperature")},
+            "estimates": len(errors), "estimates_within_0_05": sum(abs(e) <= 0.05 for e in errors),
+            "estimate_mean_abs_error": float(statistics.fmean(abs(e) for e in errors)),
+            "flagged": sorted({p for c in calibrated for p in c["flagged"]})} if calibrated and errors else {},
         "epochs_mean": float(statistics.fmean(epochs)) if epochs else float("nan"),
         "seconds_per_epoch": float(statistics.fmean(epoch_s)) if epoch_s else float("nan"),
         "seconds": float(sum(r.seconds for r in results)),

@@ -89,6 +89,12 @@ class DecodingConfig(BaseModel):
         32, ge=2, description="gru: windows per training chunk (consecutive windows of one segment, half "
         "overlapping).")
     sequence_epochs: int = Field(30, ge=1, description="gru: training epochs over the chunks.")
+    calibration_folds: int = Field(
+        3, ge=0, description="Calibrate the decoded probabilities (and learn how far the label-free accuracy estimate "
+        "errs) on the training people's recordings decoded by models trained without them, in this many folds of "
+        "people (each fold trains one more model); 0: no calibration, no estimate.")
+    flag_accuracy_below: float = Field(
+        0.8, ge=0, le=1, description="A scored person whose label-free accuracy estimate is below this is flagged.")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The parts of a model bundle that inference reads, without torch: architecture and preprocessing config,
-scaler, classes, the recording decoder (`har_assets.ml.decoding`) and the ONNX graph exported at registration
+scaler, classes, the recording decoder (`har_assets.ml.decoding`), the calibration and out-of-distribution model
+(`har_assets.ml.reliability`) and the ONNX graph exported at registration
 with its parity record.
 
 A bundle folder holds these files plus the PyTorch weights (`har_assets.ml.bundle.ModelBundle`, which needs
@@ -18,6 +19,7 @@ import numpy as np
 from har_assets.config import PreprocessConfig
 from har_assets.ml.decoding import Decoder
 from har_assets.ml.hyperparams import ModelConfig
+from har_assets.ml.reliability import Reliability
 from har_assets.ml.scaler import ChannelScaler
 
 WEIGHTS_FILE = "weights.pt"
@@ -71,6 +73,7 @@ class InferenceBundle:
     classes: list[str]
     graph: OnnxGraph | None  # None: no graph was exported at registration
     decoder: Decoder  # Decoder.per_window() for a bundle written before decoders existed
+    reliability: Reliability  # Reliability.uncalibrated() for a bundle written before calibration existed
 
     def __post_init__(self) -> None:
         check_channels(self.scaler, self.preprocess)
@@ -90,6 +93,7 @@ class InferenceBundle:
         if self.graph is not None:
             self.graph.write(folder)
         self.decoder.write(folder)
+        self.reliability.write(folder)
 
     @classmethod
     def read(cls, folder: Path) -> InferenceBundle:
@@ -97,4 +101,5 @@ class InferenceBundle:
                    preprocess=PreprocessConfig.from_stored((folder / PREPROCESS_FILE).read_text()),
                    scaler=ChannelScaler.load(folder / SCALER_FILE),
                    classes=json.loads((folder / CLASSES_FILE).read_text()),
-                   graph=OnnxGraph.read(folder), decoder=Decoder.read(folder))
+                   graph=OnnxGraph.read(folder), decoder=Decoder.read(folder),
+                   reliability=Reliability.read(folder))

@@ -26,6 +26,12 @@ def triplet_indices(channels: Sequence[str]) -> list[list[int]]:
     return [[list(channels).index(c) for c in t] for t in TRIPLETS if set(t) <= set(channels)]
 
 
+def moving_windows(X: np.ndarray, channels: Sequence[str], min_sway: float) -> np.ndarray:
+    """Windows whose acceleration magnitude sways by more than `min_sway` (m/s², sd within the window)."""
+    acc = np.asarray(X)[:, :, [list(channels).index(c) for c in ACC]].astype(np.float64)
+    return np.linalg.norm(acc, axis=2).std(axis=1) > min_sway
+
+
 def upright_direction(X: np.ndarray, channels: Sequence[str], min_sway: float,
                       min_windows: int) -> tuple[np.ndarray | None, int]:
     """(unit mean gravity direction over the moving windows, how many windows moved); None when fewer than
@@ -33,7 +39,7 @@ def upright_direction(X: np.ndarray, channels: Sequence[str], min_sway: float,
     if not set(ACC) <= set(channels):
         raise ValueError(f"an orientation reference needs the accelerometer channels {ACC}, got {list(channels)}")
     acc = np.asarray(X)[:, :, [list(channels).index(c) for c in ACC]].astype(np.float64)
-    moving = np.linalg.norm(acc, axis=2).std(axis=1) > min_sway
+    moving = moving_windows(X, channels, min_sway)
     n = int(moving.sum())
     if n < max(min_windows, 1):
         return None, n
