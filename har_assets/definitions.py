@@ -16,6 +16,8 @@ from har_assets.orchestration.participant_removal import ParticipantRemoval
 from har_assets.orchestration.partitions import STUDY_PARTICIPANTS
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
 from har_assets.orchestration.resources import PreprocessingResource, RawStore
+from har_assets.orchestration.retrain_policy import RetrainPolicy
+from har_assets.orchestration.retrain_trigger import retrain_sensor
 from har_assets.orchestration.scoring import SCORING_ASSETS, build_scoring_resources
 from har_assets.orchestration.sensors import study_sensors
 from har_assets.orchestration.training import TRAINING_ASSETS, train_and_evaluate_job
@@ -43,6 +45,11 @@ def build_resources(home: HarHome, model_name: str = DEFAULT_MODEL_NAME, model_a
     }
 
 
+def retrain_policy(settings: HarSettings) -> RetrainPolicy:
+    """When retraining pays, as the settings say (`retrain_when_it_pays` and `har pipeline`)."""
+    return RetrainPolicy(settings.retrain_min_labelled_minutes, settings.retrain_min_flagged_people)
+
+
 def build_definitions(settings: HarSettings, resources: dict | None = None) -> dg.Definitions:
     """The code location these settings describe, with `resources` instead of the settings' own if given (`har
     pipeline` has built them). Every job runs its steps in one process (the executor below)."""
@@ -51,7 +58,8 @@ def build_definitions(settings: HarSettings, resources: dict | None = None) -> d
         jobs=[preprocess_job, train_and_evaluate_job, hyperparameter_search_job],
         sensors=[*study_sensors(settings.autostart_sensor),
                  *automation_sensors(settings.retrain_cron, settings.autostart_retrain, settings.autostart_scoring,
-                                     settings.autostart_overview, settings.automation_interval_s)],
+                                     settings.autostart_overview, settings.automation_interval_s),
+                 retrain_sensor(retrain_policy(settings), settings.autostart_retrain, settings.automation_interval_s)],
         resources=resources if resources is not None else build_resources(settings.har_home(), settings.model_name,
                                                                           settings.model_alias),
         executor=dg.in_process_executor,

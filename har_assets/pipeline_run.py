@@ -4,10 +4,11 @@ to run (the automation conditions the daemon's sensors evaluate) and run it, unt
 Runs through a real Dagster instance (the one in `$HAR_HOME/dagster_home`), so everything it materializes appears
 in the UI exactly as if launched there, and the daemon and `har pipeline` take the same decisions: which
 participants are stale (`freshness.stale_participants`, as `new_participant_sensor`), when to re-split and retrain
-(`dataset_split`'s data version, at most once per `HAR_RETRAIN_CRON` interval), whom to normalize and score and
-when to refresh the cohort overview (the assets' automation conditions, `orchestration/automation.py`). The
-evaluation cursor is kept in the instance between invocations, as the daemon keeps its sensors' cursors.
-`force` materializes everything, in dependency order ("Materialize all").
+(`dataset_split`'s data version, at most once per `HAR_RETRAIN_CRON` interval; later models when
+`retrain_trigger.retrain_check` says retraining pays, as `retrain_when_it_pays` asks), whom to normalize and score
+and when to refresh the cohort overview (the assets' automation conditions, `orchestration/automation.py`). The
+evaluation cursor and the evidence last retrained on are kept in the instance between invocations, as the daemon
+keeps its sensors' cursors. `force` materializes everything, in dependency order ("Materialize all").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from har_assets.definitions import ASSETS, build_definitions, build_resources
+from har_assets.definitions import ASSETS, build_definitions, build_resources, retrain_policy
 from har_assets.home import HarHome, RawRootUnavailable
 from har_assets.ml.split import DatasetSplit
 from har_assets.orchestration.asset_store import JSON_IO
@@ -26,6 +27,7 @@ from har_assets.orchestration.check_gate import failed_blocking_checks, failed_c
 from har_assets.orchestration.freshness import latest_materializations, metadata_value, stale_participants
 from har_assets.orchestration.partitions import participants
 from har_assets.orchestration.preprocessing import PREPROCESSING_ASSETS
+from har_assets.orchestration.retrain_trigger import REASON_TAG, retrain_check
 from har_assets.orchestration.training_records import ModelEvaluation, RegisteredModel, TrainedModel
 from har_assets.progress import Progress, Silent
 from har_assets.raw.scan import raw_root_problem, scan_raw_root
@@ -34,6 +36,8 @@ from har_assets.settings import HarSettings
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the run log stays in the instance
 TRIGGER = {"har/trigger": "har pipeline"}  # on every run it launches
 CURSOR_KEY = "har/pipeline/automation_cursor"  # in the instance's key-value store, as the daemon keeps its cursors
+RETRAIN_KEY = "har/pipeline/retrain_cursor"  # the evidence last retrained on (retrain_when_it_pays's cursor)
+RETRAIN_ASSETS = {dg.AssetKey(k): {None} for k in ("model", "model_evaluation", "registered_model")}
 MAX_ROUNDS = 12  # evaluations of one invocation; the longest chain (split -> ... -> overview) needs four
 ORDER = [key for asset in ASSETS for key in (asset.keys if isinstance(asset, dg.AssetsDefinition) else [asset.key])]
 SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
@@ -43,10 +47,12 @@ SUMMARY_FIELDS = {  # summary field -> (asset, metadata key)
     "windows": ("windows", "windows"),
     "windows_per_class": ("windows", "windows_per_class"),
 }
-PREDICTION_FIELDS = ("model_version", "windows", "dominant_class", "mean_confidence")  # participant_predictions
+PREDICTION_FIELDS = ("model_version", "windows", "dominant_class", "mean_confidence", "estimated_accuracy",
+                     "estimated_accuracy_band", "estimated_macro_f1", "flagged", "flag_reasons",
+                     "label_request_minutes")  # participant_predictions
 DRIFT_FIELDS = ("magnitude_ratio", "drifted_channels")  # participant_drift
 OVERVIEW_FIELDS = ("windows", "participants_differing", "participants_failing_checks", "participants_missing",
-                   "refresh_seconds")  # cohort_overview
+                   "participants_flagged", "refresh_seconds")  # cohort_overview
 
 @dataclass
 class Ran:
@@ -117,30 +123,46 @@ def run_pipeline(home: HarHome, instance: dg.DagsterInstance | None = None, forc
         summary["participants"][pid] = {"status": "materialized", "why": stale[pid]}
     for pid in missing:  # registered, folder gone: kept as it was, not re-read, not re-scored
         summary["participants"][pid] = {"status": "missing"}
+    retrained = "--force" if force else None
     if force:
         _run(_everything_after_preprocessing(instance, ran), instance, resources, ran, progress)
+    policy, asked = retrain_policy(settings), _stored_text(instance, RETRAIN_KEY)
     for _ in range(MAX_ROUNDS):
         requested, evaluated = _evaluate(defs, instance, cursor)
         requested = {k: requested.get(k, set()) | pending.get(k, set()) for k in {*requested, *pending}}
-        pending = {}
+        pending, check = {}, None
+        if not requested:  # the conditions are done: does retraining pay, on inputs now current?
+            check = retrain_check(instance, policy, asked)
+            requested = RETRAIN_ASSETS if check.request else {}
         if requested:
-            _run(requested, instance, resources, ran, progress)
+            _run(requested, instance, resources, ran, progress, tags={REASON_TAG: check.reason} if check else None)
         # kept only once its runs are done: what a killed invocation requested is requested again by the next
         cursor = evaluated
         _keep_cursor(instance, cursor)
+        if check and check.key:  # retrained on this evidence: not asked for again
+            retrained, asked = check.reason, check.key
+            instance.run_storage.set_cursor_values({RETRAIN_KEY: asked})
         if not requested:
             break
     else:
         raise RuntimeError(f"the automation conditions still request runs after {MAX_ROUNDS} evaluations")
+    assert check is not None  # the last round asked whether retraining pays, and nothing was requested
     _summarize(summary, instance, resources, ran)
+    summary["model"]["retraining"] = (f"retraining asked for: {retrained}" if retrained
+                                      else "the first model, trained with the first split" if ran.materialized("model")
+                                      else check.reason)
     if summary["materialized"] and summary["model"]["status"] == "up-to-date" and not ran.materialized("dataset_split"):
-        summary["model"]["note"] = (f"new windows are trained on after the next '{settings.retrain_cron}' tick "
+        summary["model"]["note"] = (f"new windows reach the split after the next '{settings.retrain_cron}' tick "
                                     "(HAR_RETRAIN_CRON), as the daemon does; --force retrains now")
     return summary
 
 
+def _stored_text(instance: dg.DagsterInstance, key: str) -> str | None:
+    return instance.run_storage.get_cursor_values({key}).get(key)
+
+
 def _stored_cursor(instance: dg.DagsterInstance) -> Any:
-    text = instance.run_storage.get_cursor_values({CURSOR_KEY}).get(CURSOR_KEY)
+    text = _stored_text(instance, CURSOR_KEY)
     return dg.deserialize_value(text) if text else None
 
 
@@ -189,11 +211,11 @@ def _everything_after_preprocessing(instance: dg.DagsterInstance, ran: Ran) -> d
 
 
 def _run(requested: dict[dg.AssetKey, set[str | None]], instance: dg.DagsterInstance, resources: dict,
-         ran: Ran, progress: Progress | None = None) -> None:
+         ran: Ran, progress: Progress | None = None, tags: dict[str, str] | None = None) -> None:
     """Materialize the requested asset partitions as the daemon does: what one asset group's sensor requests in a
     tick is one backfill, run in dependency order (consecutive unpartitioned assets in one run, consecutive
     partitioned ones in one run per participant), and an asset whose upstream failed in that backfill is not run.
-    `progress` hears of the runs (one stage: the requested assets)."""
+    `progress` hears of the runs (one stage: the requested assets); `tags` go on each run besides TRIGGER."""
     runs: list[tuple[str, list[dg.AssetKey], set[str | None]]] = []  # (asset group, assets, partitions)
     for group in dict.fromkeys(ran.group[k] for k in ORDER if k in requested):
         for key in (k for k in ORDER if k in requested and ran.group[k] == group):
@@ -218,7 +240,7 @@ def _run(requested: dict[dg.AssetKey, set[str | None]], instance: dg.DagsterInst
                 continue
             result = dg.materialize(ASSETS, selection=selection, partition_key=partition, instance=instance,
                                     resources=resources, raise_on_error=False, run_config=QUIET,
-                                    tags=TRIGGER)
+                                    tags={**TRIGGER, **(tags or {})})
             done = {(e.asset_key, e.partition) for e in result.get_asset_materialization_events()}
             ran.done |= done
             if not result.success:
@@ -325,6 +347,7 @@ def model_summary_lines(summary: dict[str, Any]) -> list[str]:
                 "or now with --force)"]
     t = m["test"]
     note = [f"model: {m['note']}"] if m.get("note") else []
+    note += [f"model: {m['retraining']}"] if m.get("retraining") else []
     floor = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in t["baselines"].items())
     people = ", ".join(f"{p} {a:.3f}" for p, a in sorted(t["per_participant_accuracy"].items()))
     return [

@@ -36,12 +36,18 @@ class HarSettings(BaseSettings):
                              description="The alias of the version in use.")
     retrain_cron: str = Field("0 * * * *", validation_alias="HAR_RETRAIN_CRON",
                               description="Re-split at most once per this cron interval when windows changed.")
+    retrain_min_labelled_minutes: float = Field(
+        10.0, gt=0, validation_alias="HAR_RETRAIN_MIN_LABELLED_MINUTES",
+        description="Retrain when at least this many labelled minutes changed since the current model's data.")
+    retrain_min_flagged_people: int = Field(
+        3, ge=1, validation_alias="HAR_RETRAIN_MIN_FLAGGED_PEOPLE",
+        description="Retrain when at least this many participants became flagged since the current model.")
     automation_interval_s: int = Field(60, ge=5, validation_alias="HAR_AUTOMATION_INTERVAL_S",
                                        description="Seconds between evaluations of the automation sensors.")
     autostart_sensor: bool = Field(True, validation_alias="HAR_AUTOSTART_SENSOR",
                                    description="Deploy the raw-folder sensor and the failed-run sensors running.")
     autostart_retrain: bool = Field(True, validation_alias="HAR_AUTOSTART_RETRAIN",
-                                    description="Deploy the retraining automation sensor running.")
+                                    description="Deploy the retraining sensors running.")
     autostart_scoring: bool = Field(True, validation_alias="HAR_AUTOSTART_SCORING",
                                     description="Deploy the scoring automation sensor running.")
     autostart_overview: bool = Field(True, validation_alias="HAR_AUTOSTART_OVERVIEW",

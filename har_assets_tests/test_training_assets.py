@@ -116,6 +116,12 @@ def test_pipeline_registers_a_champion_and_reports_test_metrics(trained: Trained
     assert set(evaluation["alignment"]) == set(trained.split.test)
     assert evaluation["timeline"]["switches_per_hour_true"] >= 0 and 0 <= evaluation["timeline"][
         "minutes_correct_share"] <= 1
+    # calibrated on the training people out of fold; each test person assessed as an unlabelled person would be
+    calibration = evaluation["calibration"]
+    assert calibration["calibrated"] and calibration["fitted_on"]["people"] == len(trained.split.train)
+    assert set(calibration["estimate_errors"]) == set(trained.split.test)
+    model_meta = trained.instance.fetch_materializations(dg.AssetKey("model"), limit=1).records[0]
+    assert model_meta.asset_materialization.metadata["calibration_temperature"].value == calibration["temperature"]
     text = summary_text(trained.summary)
     assert "har-activity v1" in text and "champion" in text and "macro-F1" in text
     assert "macro-F1 each window alone" in text and "switches per hour" in text
@@ -130,6 +136,7 @@ def test_pipeline_scores_every_participant_with_the_champion(trained: Trained) -
         assert pred["status"] == "scored" and pred["model_version"] == "1", pid
         assert pred["windows"] == p["windows"], f"{pid}: scoring must keep every window"
         assert pred["dominant_class"] in trained.model["classes"] and 0 < pred["mean_confidence"] <= 1
+        assert 0 <= pred["estimated_accuracy"] <= 1 and pred["flagged"] == bool(pred["flag_reasons"]), pid
     assert "v1: " in summary_text(trained.summary)
     again = run_pipeline(trained.home, trained.instance, resources=trained.resources)
     assert {p["predictions"]["status"] for p in again["participants"].values()} == {"up-to-date"}, \

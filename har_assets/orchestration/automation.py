@@ -1,4 +1,4 @@
-"""Retraining on new data and re-scoring with a new champion: declarative automation conditions and their sensors.
+"""Re-splitting on new data and re-scoring with a new champion: declarative automation conditions and their sensors.
 
 The chain, as the UI's automation evaluations show it (each condition carries a label):
 
@@ -9,11 +9,16 @@ The chain, as the UI's automation evaluations show it (each condition carries a 
 * Its data version hashes the split and the labelled participants' windows, so a new
   *unlabelled* participant, or a re-run over the same data, leaves it unchanged. Only a changed
   data version requests, all in one tick and so as one backfill run in dependency order:
-  `scaler`, `normalized_windows` (every participant with windows), `model`, `model_evaluation`
-  and `registered_model`. (Each of them depends on `dataset_split` directly: Dagster does not
-  chain `will_be_requested` across a partitioned/unpartitioned boundary.)
+  `scaler` and `normalized_windows` (every participant with windows), so that whatever trains next
+  reads inputs consistent with the split; and, while there is no model yet, the first `model`,
+  `model_evaluation` and `registered_model`. (Each of them depends on `dataset_split` directly:
+  Dagster does not chain `will_be_requested` across a partitioned/unpartitioned boundary.)
+* Later models are not retrained on every changed split: `retrain_when_it_pays` (`retrain_trigger`)
+  launches `train_and_evaluate` only when enough labelled minutes changed or enough people became
+  flagged, with the reason on each tick and run.
 * A new participant whose arrival leaves the split unchanged (no labels) is normalized with the
-  current scaler once the split has run; one that changes it is normalized in the retrain.
+  current scaler once the split has run; one that changes it is normalized with the new scaler, in
+  the split's backfill.
 
 Scoring: `participant_predictions` of a participant runs when its `raw_recording` changed or the
 champion changed (the data version of `registered_model` names the champion, so a retrain that
@@ -52,10 +57,18 @@ def _split_changed(also: dg.AutomationCondition | None = None) -> dg.AutomationC
         "dataset_split's data version changed (new labelled data)")
 
 
+def _split_idle() -> dg.AutomationCondition:
+    return (~AC.any_deps_in_progress() & ~AC.in_progress()).allow(dg.AssetSelection.assets("dataset_split"))
+
+
 def after_split_changed() -> dg.AutomationCondition:
     """The split's data version changed: new or changed labelled data (not merely a re-run)."""
-    idle = (~AC.any_deps_in_progress() & ~AC.in_progress()).allow(dg.AssetSelection.assets("dataset_split"))
-    return (_split_changed() & idle).with_label("retrain: the split changed")
+    return (_split_changed() & _split_idle()).with_label("refit: the split changed")
+
+
+def first_model() -> dg.AutomationCondition:
+    """The split's data version changed and there is no model yet (later ones: `retrain_when_it_pays`)."""
+    return (_split_changed() & AC.missing() & _split_idle()).with_label("the first model: a split and no model yet")
 
 
 def normalize_condition() -> dg.AutomationCondition:
@@ -128,7 +141,8 @@ def automation_sensors(cron: str, retrain: bool = True, scoring: bool = True, ov
         _automation_sensor(
             "retrain_on_new_data", "training", retrain, "automation: new labelled data",
             "Evaluates the training assets' automation conditions: re-split when windows change (at most once "
-            f"per '{cron}'), retrain when the split's data changes, normalize new participants."),
+            f"per '{cron}'), refit the scaler and normalize when the split's data changes, train the first model, "
+            "normalize new participants (later retraining: retrain_when_it_pays)."),
         _automation_sensor(
             "score_with_champion", "scoring", scoring, "automation: new recording or champion",
             "Evaluates the scoring assets' automation conditions: score a participant when its recording or the "

@@ -179,6 +179,8 @@ def windows(context: dg.AssetExecutionContext, filtered_recording: OneOrBatch,
         return StageResult(ws, {
             "windows": len(ws),
             "labelled_windows": int(ws.labeled.sum()),
+            # what the retraining trigger counts (retrain_trigger): labelled windows x step, in minutes
+            "labelled_minutes": round(int(ws.labeled.sum()) * cfg.window_step / cfg.target_hz / 60, 3),
             "unlabelled_windows": int((~ws.labeled).sum()),
             "window_shape": list(ws.X.shape[1:]),
             "windows_per_class": dg.MetadataValue.json(counts),

@@ -50,6 +50,8 @@ from har_assets.signal.windowing import WindowSet
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from har_assets.ml.reliability import Reliability
+
 GROUP = "training"
 TRAINING_POOL = "training"  # one training at a time (set the pool's limit in the instance's concurrency config)
 ALL_PARTITIONS = dg.AssetIn(metadata={"allow_missing_partitions": True})
@@ -206,7 +208,7 @@ def _log_run_inputs(client: "MlflowClient", run_id: str, split: DatasetSplit, li
 @dg.asset(
     retry_policy=TRANSIENT_RETRY,
     group_name=GROUP, io_manager_key=JSON_IO, kinds={"pytorch", "mlflow"}, pool=TRAINING_POOL, code_version="model-2",
-    ins={"normalized_windows": ALL_PARTITIONS}, automation_condition=automation.after_split_changed(),
+    ins={"normalized_windows": ALL_PARTITIONS}, automation_condition=automation.first_model(),
     description="CNN-BiLSTM trained on the training participants' labelled normalized windows, early-stopped on "
                 "validation macro-F1, then the decoder of whole recordings learned from the same people (their "
                 "upright direction, the sequence model over their windows); one MLflow run with params, split, data "
@@ -219,7 +221,7 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
     import mlflow
 
     from har_assets.ml.bundle import ModelBundle
-    from har_assets.ml.experiment import fit_decoder
+    from har_assets.ml.experiment import fit_decoder, learn_reliability
     from har_assets.ml.mlflow_model import log_bundle
     from har_assets.ml.training import train_model
 
@@ -254,11 +256,16 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
                                           "validation_windows": len(val)})
         result = train_model(train.X, train.y, val.X if len(val) else None, val.y if len(val) else None, classes,
                              model_cfg, train_cfg, on_epoch=on_epoch, scaler=scaler)
-        decoder = fit_decoder(decoding_cfg, unscaled(normalized_windows, split.train, scaler), split.train, classes,
-                              result.model, scaler, train_cfg.seed)
+        physical = unscaled(normalized_windows, split.train, scaler)
+        decoder = fit_decoder(decoding_cfg, physical, split.train, classes, result.model, scaler, train_cfg.seed)
         log_batch(client, run_id, params={f"decoding.{k}": v for k, v in decoder.describe().items()})
+        reliability = learn_reliability(
+            physical, split.train, classes, model_cfg, train_cfg, decoding_cfg,
+            on_fold=lambda i, k, test: context.log.info(f"calibration: model {i + 1}/{k} of the out-of-fold models, "
+                                                        f"trained without {', '.join(test)}"))
+        log_batch(client, run_id, metrics=reliability_metrics(reliability))
         bundle = ModelBundle(model=result.model, model_config=model_cfg, preprocess=cfg, scaler=scaler,
-                             classes=classes, decoder=decoder)
+                             classes=classes, decoder=decoder, reliability=reliability)
         # the cohort's mean window (unscaled, as serving receives it): no person's data in the model's example
         example = np.broadcast_to(scaler.mean, (1, *train.X.shape[1:])).astype(np.float32)
         # MLflow logs a model only into its fluent active run, on its process-global store: for this call alone
@@ -279,6 +286,7 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
     url = mlflow_tracking.run_url(run_id)
     return dg.Output(trained, metadata={
         "mlflow_run_id": run_id, "model_uri": trained.model_uri, "classes": classes,
+        **{k: v for k, v in reliability_metrics(reliability).items() if v is not None},
         "best_val_macro_f1": trained.best_val_macro_f1 if trained.best_val_macro_f1 is not None else float("nan"),
         "best_epoch": trained.best_epoch, "epochs_run": len(epochs), "device": trained.device,
         "train_windows": trained.train_windows, "validation_windows": trained.validation_windows,
@@ -291,6 +299,17 @@ def model(context: dg.AssetExecutionContext, dataset_split: DatasetSplit, scaler
 # ----------------------------------------------------------------------------------------- evaluation
 
 
+def reliability_metrics(reliability: "Reliability") -> dict[str, float | None]:
+    """The calibration learned out of fold: temperature, the estimate's band, ECE of the held-out people's decoded
+    probabilities before and after (each calibrated without them)."""
+    fitted = reliability.fitted_on
+    return {"calibration_temperature": reliability.temperature if reliability.calibrated else None,
+            "calibration_estimate_band": reliability.estimate_band,
+            "calibration_people": fitted.get("people"),
+            "out_of_fold_ece_uncalibrated": fitted.get("ece_uncalibrated"),
+            "out_of_fold_ece_calibrated": fitted.get("ece_calibrated")}
+
+
 def _evaluation_metrics(evaluation: ModelEvaluation) -> dict[str, float | None]:
     metrics: dict[str, float | None] = {"test_accuracy": evaluation.accuracy, "test_macro_f1": evaluation.macro_f1}
     for strategy, scores in evaluation.baselines.items():
@@ -300,6 +319,9 @@ def _evaluation_metrics(evaluation: ModelEvaluation) -> dict[str, float | None]:
     metrics |= {f"test_macro_f1.{step}": v for step, v in (evaluation.steps or {}).items()}
     if evaluation.timeline is not None:
         metrics |= {f"timeline.{k}": v for k, v in evaluation.timeline.model_dump().items()}
+    if evaluation.calibration is not None:
+        metrics |= {f"test_{k}": evaluation.calibration[k] for k in ("ece_uncalibrated", "ece_calibrated",
+                                                                      "estimates_within_0_05")}
     return metrics
 
 
@@ -328,7 +350,8 @@ def model_evaluation(context: dg.AssetExecutionContext, model: TrainedModel, dat
     train = labelled_data(normalized_windows, split.train, classes)
     try:
         report = evaluate(bundle.model, classes, bundle.scaler, bundle.decoder,
-                          unscaled(normalized_windows, split.test, bundle.scaler), train.y, importance_repeats=3)
+                          unscaled(normalized_windows, split.test, bundle.scaler), train.y, importance_repeats=3,
+                          reliability=bundle.reliability)
     except ValueError as exc:
         raise fail(f"cannot evaluate on test participants {split.test}: {exc}") from exc
     evaluation = ModelEvaluation.model_validate(
@@ -351,8 +374,10 @@ def model_evaluation(context: dg.AssetExecutionContext, model: TrainedModel, dat
 
 def evaluation_metadata(evaluation: ModelEvaluation, png: bytes) -> dict[str, Any]:
     per_class = [[c, s.precision, s.recall, s.f1, s.support] for c, s in evaluation.per_class.items()]
-    people = [[p, s.n_windows, s.accuracy, s.macro_f1, s.window_macro_f1]
+    people = [[p, s.n_windows, s.accuracy, s.macro_f1, s.window_macro_f1, s.estimated_accuracy,
+               "yes" if s.flagged else "no" if s.flagged is not None else None]
               for p, s in evaluation.per_participant.items()]
+    calibration = evaluation.calibration or {}
     timeline = evaluation.timeline
     baselines = [["model", evaluation.accuracy, evaluation.macro_f1]] + [
         [f"dummy ({k})", v.accuracy, v.macro_f1] for k, v in evaluation.baselines.items()]
@@ -365,7 +390,13 @@ def evaluation_metadata(evaluation: ModelEvaluation, png: bytes) -> dict[str, An
         "versus_baselines": rows_table(["classifier", "accuracy", "macro-F1"], baselines),
         "per_class": rows_table(["class", "precision", "recall", "F1", "support"], per_class),
         "per_participant": rows_table(["participant", "windows", "accuracy", "macro-F1",
-                                       "macro-F1 window by window"], people),
+                                       "macro-F1 window by window", "estimated accuracy (no labels)", "flagged"],
+                                      people),
+        **({"calibration": rows_table(["", "uncalibrated", "calibrated"], [
+            ["expected calibration error", calibration["ece_uncalibrated"], calibration["ece_calibrated"]],
+            ["negative log-likelihood", calibration["nll_uncalibrated"], calibration["nll_calibrated"]]]),
+            "calibration_temperature": calibration["temperature"],
+            "estimates_within_0_05": calibration["estimates_within_0_05"]} if calibration.get("calibrated") else {}),
         "macro_f1_by_step": rows_table(["step", "macro-F1"], [list(kv) for kv in (evaluation.steps or {}).items()]),
         **({"minutes_correct_share": timeline.minutes_correct_share,
             "switches_per_hour": rows_table(["", "switches per hour"], [

@@ -47,6 +47,20 @@ class ClassScores(Record):
 class ParticipantScores(Scores):
     n_windows: int
     window_macro_f1: float | None = None  # each window alone (None: evaluated before decoding existed)
+    # the label-free assessment, as an unlabelled person would get it (None: evaluated before calibration existed)
+    calibrated: bool | None = None
+    estimated_accuracy: float | None = None
+    estimated_accuracy_low: float | None = None
+    estimated_accuracy_high: float | None = None
+    estimated_macro_f1: float | None = None
+    windows: int | None = None
+    ood_flag: bool | None = None
+    ood_reasons: list[str] | None = None
+    unlike_training_share: float | None = None
+    person_distance: float | None = None
+    person_p_value: float | None = None
+    flagged: bool | None = None
+    flag_reasons: list[str] | None = None
 
 
 class TimelineScores(Record):
@@ -84,6 +98,7 @@ class ModelEvaluation(Record):
     decoding: dict[str, Any] | None = None  # the decoder (Decoder.describe)
     alignment: dict[str, dict[str, Any]] | None = None  # per test participant
     seconds_per_1000_windows: dict[str, float] | None = None  # align, classify, smooth
+    calibration: dict[str, Any] | None = None  # ml.experiment.calibration_report (None: before calibration existed)
 
 
 class BundleScores(Record):
