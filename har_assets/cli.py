@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from har_assets.home import HarHome, HomeConfigError, RawRootUnavailable
 from har_assets.home_lock import HomeBusy, hold_home
+from har_assets.ml.label_requests import DEFAULT_MINUTES
 from har_assets.ml.mlflow_store import MlflowStoreError, ensure_local_store, sqlite_path
 from har_assets.progress import Progress, reporting, wanted
 from har_assets.raw.removal import RemovalStateError
@@ -175,13 +176,18 @@ def summary_text(summary: dict) -> str:
              f"({summary['materialized']} materialized, {summary['up_to_date']} up to date, "
              f"{len(summary['failed'])} failed)"]
     lines.append(f"{'participant':<14}{'status':<12}{'acc':>9}{'gyro':>9}{'segments':>10}{'windows':>9}  "
-                 f"{'predicted (champion)':<32}classes")
+                 f"{'predicted (champion)':<50}classes")
     for pid, p in sorted(summary["participants"].items()):
         classes = ", ".join(f"{k}={v}" for k, v in sorted(p["windows_per_class"].items())) or "-"
         lines.append(f"{pid:<14}{p['status']:<12}{p['accelerometer_samples']:>9}{p['gyroscope_samples']:>9}"
-                     f"{p['segments']:>10}{p['windows']:>9}  {_prediction_text(p.get('predictions')):<32}{classes}")
+                     f"{p['segments']:>10}{p['windows']:>9}  {_prediction_text(p.get('predictions')):<50}{classes}")
     for pid, error in sorted(summary["failed"].items()):
         lines.append(f"FAILED {pid}: {error}")
+    for pid, p in sorted(summary["participants"].items()):
+        pred = p.get("predictions") or {}
+        if pred.get("flagged"):
+            lines.append(f"FLAGGED {pid}: {'; '.join(pred.get('flag_reasons') or [])}. The labels that would help "
+                         f"most: har labels request {pid}")
     for pid in summary.get("missing", []):
         lines.append(f"MISSING {pid}: raw folder {Path(summary['home']) / 'raw' / pid} not found; its assets are kept "
                      f"and it comes back as it was with its folder (to withdraw it: har participants remove {pid})")
@@ -195,16 +201,20 @@ def summary_text(summary: dict) -> str:
         lines.append(f"cohort overview ({overview['status']}): {overview['participants']} participants, "
                      f"{overview['participants_differing']} differ from the cohort, "
                      f"{overview['participants_failing_checks']} with failing checks, "
-                     f"{overview.get('participants_missing') or 0} missing (Dagster UI: cohort_overview)")
+                     f"{overview.get('participants_missing') or 0} missing, "
+                     f"{overview.get('participants_flagged') or 0} flagged (Dagster UI: cohort_overview)")
     return "\n".join(lines)
 
 
 def _prediction_text(pred: dict | None) -> str:
-    """Mostly predicted class, mean confidence and drift flags of one participant, or '-'."""
+    """Mostly predicted class, mean confidence, label-free accuracy estimate, drift and flags of one participant, or
+    '-'."""
     if not pred or pred["status"] == "failed":
         return "-"
     drift = f", {pred['drifted_channels']} drifted ch" if pred.get("drifted_channels") else ""
-    return f"v{pred['model_version']}: {pred['dominant_class']} ({pred['mean_confidence']:.2f}{drift})"
+    estimate = f", est. acc {pred['estimated_accuracy']:.2f}" if pred.get("estimated_accuracy") is not None else ""
+    flag = ", FLAGGED" if pred.get("flagged") else ""
+    return f"v{pred['model_version']}: {pred['dominant_class']} ({pred['mean_confidence']:.2f}{estimate}{drift}{flag})"
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -369,6 +379,42 @@ def _cmd_participants_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_labels_request(args: argparse.Namespace) -> int:
+    from har_assets.evaluation.cohort import DATA_ERRORS
+    from har_assets.inference.label_request import requested_minutes
+    from har_assets.participant_files import ParticipantFileError, request_labels
+
+    if not args.minutes > 0:
+        print(f"har labels request: --minutes must be positive, got {args.minutes}", file=sys.stderr)
+        return 2
+    try:
+        path, request = request_labels(_home(args), _settings(args), args.participant, args.minutes)
+    except (ParticipantFileError, *DATA_ERRORS) as exc:
+        print(f"har labels request: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {request.height} spans ({requested_minutes(request):.1f} minutes) of '{args.participant}' to "
+          f"{path}: fill the activity column and append the rows to raw/{args.participant}/labels.csv; the next "
+          "scoring uses them for this person, the next training for the model")
+    if request.height:
+        print(request.select("start", "end", "model_guess", "guess_confidence").to_pandas().to_string(index=False))
+    return 0
+
+
+def _cmd_predictions_export(args: argparse.Namespace) -> int:
+    from har_assets.evaluation.cohort import DATA_ERRORS
+    from har_assets.participant_files import ParticipantFileError, export_predictions
+
+    try:
+        path, rows = export_predictions(_home(args), args.participant, args.format,
+                                        Path(args.out) if args.out else None)
+    except (ParticipantFileError, *DATA_ERRORS) as exc:
+        print(f"har predictions export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {rows} windows of '{args.participant}' to {path}")
+    return 0
+
+
+HOME_HELP = "home folder (default $HAR_HOME or ./data)"
 DEMO_HELP = "demo participants written if the home is new (no raw/ yet, nobody ever registered)"
 
 EVALUATE_HELP = """\
@@ -405,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("dev", _cmd_dev, "run the Dagster UI and daemon (dagster dev) on HAR_HOME"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
+        p.add_argument("--home", help=HOME_HELP)
         p.add_argument("--demo-participants", type=int, default=12, help=DEMO_HELP)
         p.add_argument("--demo-minutes", type=float, default=8.0)
         p.add_argument("--seed", type=int, default=0)
@@ -446,21 +492,41 @@ def build_parser() -> argparse.ArgumentParser:
                                              "archived, audited; retrained without them")
     rm.add_argument("participant")
     rm.add_argument("--reason", required=True, help="why, for the audit record (e.g. 'withdrew consent')")
-    rm.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
+    rm.add_argument("--home", help=HOME_HELP)
     rm.set_defaults(func=_cmd_participants_remove)
     rs = parts_sub.add_parser("restore", help="undo a removal: archived assets back, partition registered again")
     rs.add_argument("participant")
-    rs.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
+    rs.add_argument("--home", help=HOME_HELP)
     rs.set_defaults(func=_cmd_participants_restore)
     pg = parts_sub.add_parser("purge", help="make a removal final: delete every copy the platform holds of a "
                                             "removed participant (archive, event log, pictures, MLflow)")
     pg.add_argument("participant")
     pg.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
-    pg.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
+    pg.add_argument("--home", help=HOME_HELP)
     pg.set_defaults(func=_cmd_participants_purge)
 
+    labels = sub.add_parser("labels", help="ask for the labels that would help most")
+    labels_sub = labels.add_subparsers(dest="action", required=True)
+    rq = labels_sub.add_parser("request", help="write the few spans of a participant's recording whose labels would "
+                                               "help the model most to $HAR_HOME/label_requests/ID.csv")
+    rq.add_argument("participant")
+    rq.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
+                    help=f"minutes of recording to ask for (default {DEFAULT_MINUTES:g})")
+    rq.add_argument("--home", help=HOME_HELP)
+    rq.set_defaults(func=_cmd_labels_request)
+
+    preds = sub.add_parser("predictions", help="a participant's predictions as a file")
+    preds_sub = preds.add_subparsers(dest="action", required=True)
+    ex = preds_sub.add_parser("export", help="one row per window: start, end (ISO-8601 UTC), segment, activity, "
+                                             "calibrated probability of every class, OOD score")
+    ex.add_argument("participant")
+    ex.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    ex.add_argument("--out", help="file to write (default $HAR_HOME/exports/ID.csv or .parquet)")
+    ex.add_argument("--home", help=HOME_HELP)
+    ex.set_defaults(func=_cmd_predictions_export)
+
     srv = sub.add_parser("serve", help="run the inference API (FastAPI on uvicorn) for the registered model")
-    srv.add_argument("--home", help="home folder (default $HAR_HOME or ./data)")
+    srv.add_argument("--home", help=HOME_HELP)
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--workers", type=int, default=1)

@@ -297,8 +297,8 @@ def _finished_run(ui: Ui, partition: str) -> dict | None:
 def _latest_metadata(ui: Ui, asset: str, partition: str | None = None) -> dict:
     data = ui.gql("query($k: [String!]!, $p: [String!]) { assetOrError(assetKey: {path: $k}) { ... on Asset { "
                   "assetMaterializations(partitions: $p, limit: 1) { metadataEntries { label "
-                  "... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text } "
-                  "... on PathMetadataEntry { path } } } } } }",
+                  "... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue } "
+                  "... on TextMetadataEntry { text } ... on PathMetadataEntry { path } } } } } }",
                   {"k": [asset], "p": [partition] if partition else None})
     (mat,) = data["assetOrError"]["assetMaterializations"]
     return {e["label"]: next((v for k, v in e.items() if k != "label"), None) for e in mat["metadataEntries"]}
@@ -373,6 +373,16 @@ def test_a_participants_recording_is_pictured(page, ui: Ui) -> None:
     width, _ = _open_image(page, table, "timeline")
     assert width >= 600
     _shot(page, ui, "08-dagster-predicted-and-true-timeline")
+    _close_dialog(page)
+    # how far to trust it: the label-free estimate, the flags and the label request, on the same page
+    meta = _latest_metadata(ui, "participant_predictions", "p01")
+    for label in ("estimated_accuracy", "estimated_accuracy_band", "flagged", "flag_reasons", "ood_flag",
+                  "label_request", "label_request_minutes"):
+        table.get_by_text(label, exact=True).first.wait_for()
+    row = table.locator("tr").filter(has=page.get_by_text("estimated_accuracy", exact=True)).first
+    assert f"{meta['estimated_accuracy']:.4g}"[:4] in row.inner_text(), (meta["estimated_accuracy"], row.inner_text())
+    table.locator("tr").filter(has=page.get_by_text("label_request", exact=True)).first.scroll_into_view_if_needed()
+    _shot(page, ui, "12-dagster-participant-estimate-flags-label-request")
     assert not ui.blocked, ui.blocked
 
 
@@ -380,7 +390,8 @@ def test_the_cohort_overview_compares_participants(page, ui: Ui) -> None:
     page.goto(f"{ui.dagster}/assets/cohort_overview")
     table = page.locator("table").filter(has_text="channel_levels")
     table.wait_for()
-    for label in ("participants", "participants_differing", "class_distribution", "channel_correlations"):
+    for label in ("participants", "participants_differing", "participants_flagged", "class_distribution",
+                  "channel_correlations"):
         table.get_by_text(label, exact=True).first.wait_for()
     _shot(page, ui, "09-dagster-cohort-overview")
     for label, shot in (("channel_levels", "10"), ("class_distribution", "11")):

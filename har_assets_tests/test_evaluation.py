@@ -15,7 +15,7 @@ from har_assets_tests.trainfiles import write_two_class_participant
 PEOPLE = ["p01", "p02", "p03", "p04", "p05"]
 FAST = ["--set", "model.conv_filters=4", "--set", "model.lstm_units=4", "--set", "train.epochs=2",
         "--set", "train.batch_size=16", "--set", "window_step=50", "--set", "train.num_threads=1",
-        "--set", "train.device=cpu"]
+        "--set", "train.device=cpu", "--set", "decoding.calibration_folds=0"]  # calibration: test_text_report
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,7 @@ def test_compare_two_variants_on_the_same_folds(tmp_path: Path, cohort: Path, ca
         assert v["timeline"]["switches_per_hour_true"] > 0 and 0 <= v["timeline"]["minutes_correct_share"] <= 1
         assert set(v["seconds_per_1000_windows"]) == {"align", "classify", "smooth"}
         assert sum(map(sum, v["window_confusion_matrix"])) == sum(map(sum, v["confusion_matrix"]))
+        assert v["calibration"] == {}  # calibration_folds 0: no calibration, no estimate
     paired = summary["paired"]["gravity=keep"]
     assert paired["fold_runs"] == 5 and paired["participants"] == 5
 
@@ -87,14 +88,21 @@ def test_compare_two_variants_on_the_same_folds(tmp_path: Path, cohort: Path, ca
 
 
 def test_text_report(tmp_path: Path, cohort: Path, capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = evaluate(tmp_path, cohort, "--folds", "2", "--variant", "wide:model.conv_filters=8", capsys=capsys)
+    code, out, _ = evaluate(tmp_path, cohort, "--folds", "2", "--variant", "wide:model.conv_filters=8",
+                            "--set", "decoding.calibration_folds=2", capsys=capsys)
     assert code == 0
     for expected in ("2-fold leave-participants-out", "macro-F1 mean ± sd", "per-class F1 (mean over folds)",
                      "per-participant macro-F1", "confusion matrix, default", "confusion matrix, wide",
                      "paired differences against default", "wide - default:", "MLflow: experiment 'har-evaluate'",
                      "macro-F1 after each step of decoding a recording", "+ smoothing (causal)",
-                     "minutes right (decoded)", "switches/h true"):
+                     "minutes right (decoded)", "switches/h true", "calibration on the test people",
+                     "ECE uncalibrated", "estimate within ±0.05"):
         assert expected in out, expected
+    # calibrated out of fold on each fold's training people: ECE before/after and the estimate of each test person
+    row = next(line for line in out.splitlines() if line.startswith("default ") and "/5" in line)
+    ece_before, ece_after, temperature, within = row.split()[1:5]
+    assert 0 <= float(ece_before) <= 1 and 0 <= float(ece_after) <= 1 and float(temperature) > 0
+    assert 0 <= int(within.split("/")[0]) <= 5
 
 
 def test_a_failing_fold_is_reported_and_the_others_still_run(tmp_path: Path, cohort: Path,

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,13 @@ from mlflow.exceptions import MlflowException
 from har_assets.config import AccelUnit, GyroUnit, PreprocessConfig
 from har_assets.inference.names import DEFAULT_ALIAS, DEFAULT_MODEL_NAME
 from har_assets.ml.bundle_runtime import bundle_runtime
+from har_assets.ml.decoding import class_indices
 from har_assets.ml.inference_bundle import InferenceBundle
 from har_assets.ml.mlflow_model import DIGEST_TAG, verified_bundle
 from har_assets.ml.onnx_runtime import Classifier
 from har_assets.ml.orientation import Alignment
+from har_assets.ml.person_adaptation import adapt_to_labels
+from har_assets.ml.reliability import Assessment
 from har_assets.raw.recording import (
     ACCEL_TO_SI,
     GYRO_TO_SI,
@@ -55,10 +58,25 @@ class WindowPredictions:
     classes: list[str]
     windows: WindowSet
     fusion: FusionStats
-    proba: np.ndarray  # (n, classes) float32, decoded (smoothed over time unless the model decodes per window)
+    proba: np.ndarray  # (n, classes) float32, decoded (smoothed over time unless per window), then calibrated
     window_proba: np.ndarray  # (n, classes) float32, each window classified alone (after alignment)
     alignment: Alignment
     causal: bool = False  # decoded forward-only: each window's answer uses no later window
+    embedding: np.ndarray | None = None  # (n, features) the windows' embeddings, where the model gives them
+    assessment: Assessment | None = None  # the label-free accuracy estimate and out-of-distribution flags
+
+    @property
+    def ood_score(self) -> np.ndarray | None:
+        """Each window's out-of-distribution score (None: the model has no OOD model)."""
+        return None if self.assessment is None or self.assessment.ood is None else self.assessment.ood.window
+
+    def adapted_to_labels(self) -> WindowPredictions:
+        """The person's own labelled windows used for the rest of the recording (`person_adaptation`): labelled
+        windows keep their label, windows like them lean towards it. Unchanged without labels or embeddings."""
+        y = class_indices(self.windows.labels.astype(str), self.classes)
+        if self.embedding is None or not (y >= 0).any():
+            return self
+        return replace(self, proba=adapt_to_labels(self.proba, self.embedding, y))
 
     @property
     def start_ms(self) -> np.ndarray:
@@ -119,7 +137,8 @@ class LoadedModel:
 
     def predict_recording(self, raw: RawRecording) -> WindowPredictions:
         """Preprocess with the model's own config (the assets' code path), align the person's frame, classify every
-        window and decode the recording whole (`har_assets.ml.decoding`).
+        window, decode the recording whole (`har_assets.ml.decoding`), calibrate the probabilities and assess how
+        far to trust them (`har_assets.ml.reliability`).
 
         Raises PipelineDataError when no window can be cut (too short, gaps, sensors not overlapping).
         """
@@ -131,10 +150,12 @@ class LoadedModel:
         """`predict_recording` on both sensors' samples (SI units) without building tables: what a request costs.
         `causal`: decode forward-only (a streaming client's answer: no window uses a later one)."""
         windows, stats = preprocess_samples(participant, accel, gyro, labels, self.bundle.preprocess)
-        out = self.bundle.decoder.decode(windows.X, windows.segment, self.bundle.preprocess.channels,
-                                         self.classify, causal=causal)
-        return WindowPredictions(classes=self.classes, windows=windows, fusion=stats, proba=out.proba,
-                                 window_proba=out.window_proba, alignment=out.alignment, causal=causal)
+        channels, reliability = self.bundle.preprocess.channels, self.bundle.reliability
+        out = self.bundle.decoder.decode(windows.X, windows.segment, channels, self.classify, causal=causal)
+        proba = reliability.calibrate(out.proba)
+        return WindowPredictions(classes=self.classes, windows=windows, fusion=stats, proba=proba,
+                                 window_proba=out.window_proba, alignment=out.alignment, causal=causal,
+                                 embedding=out.embedding, assessment=reliability.assess(proba, windows.X, channels))
 
     def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities and embeddings of unscaled windows (what the model's decoder reads)."""
@@ -164,6 +185,10 @@ class LoadedModel:
             "window_size": cfg.window_size, "target_hz": cfg.target_hz,
             "preprocess_config": cfg.model_dump(mode="json"),
             "decoding": self.bundle.decoder.describe(),
+            "calibration": {"calibrated": self.bundle.reliability.calibrated,
+                            "temperature": self.bundle.reliability.temperature,
+                            "estimate_band": self.bundle.reliability.estimate_band,
+                            "out_of_distribution_model": self.bundle.reliability.ood is not None},
             "model_config": self.bundle.model_config.model_dump(mode="json"),
             "bundle_sha256": self.bundle_sha256, "verified": self.bundle_sha256 is not None,
             "runtime": self.runtime.name, "runtime_note": self.runtime_note,

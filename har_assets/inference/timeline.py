@@ -13,10 +13,14 @@ if TYPE_CHECKING:
 PROBA_PREFIX = "p_"
 
 
-def timeline_frame(pred: WindowPredictions, model: LoadedModel) -> pl.DataFrame:
-    """window, start/end (epoch ms and UTC datetime), segment, label and confidence (the recording decoded whole),
-    window_label (the window classified alone), p_<class>... (decoded), model."""
+def timeline_frame(pred: WindowPredictions, model: LoadedModel, personal: WindowPredictions | None = None
+                   ) -> pl.DataFrame:
+    """window, start/end (epoch ms and UTC datetime), segment, label and confidence (the recording decoded whole,
+    calibrated), window_label (the window classified alone), personal_label (the label once the person's own
+    labelled minutes are used, `personal`; null without them), ood_score (the window's out-of-distribution score,
+    null when the model has none; higher is stranger), p_<class>... (decoded, calibrated), model."""
     n = len(pred.proba)
+    ood = pred.ood_score
     frame = pl.DataFrame({
         "window": np.arange(n, dtype=np.int64),
         "start_ms": pred.start_ms.astype(np.float64),
@@ -25,6 +29,9 @@ def timeline_frame(pred: WindowPredictions, model: LoadedModel) -> pl.DataFrame:
         "label": pred.labels.astype(str),
         "confidence": pred.confidence.astype(np.float64),
         "window_label": np.asarray(pred.classes, dtype=str)[pred.window_proba.argmax(axis=1)],
+        "personal_label": pl.Series("personal_label", [None] * n if personal is None else personal.labels.astype(str),
+                                    dtype=pl.String),
+        "ood_score": pl.Series("ood_score", [None] * n if ood is None else ood.astype(np.float64), dtype=pl.Float64),
         **{f"{PROBA_PREFIX}{c}": pred.proba[:, i].astype(np.float64) for i, c in enumerate(pred.classes)},
     })
     utc = pl.Datetime("ms", "UTC")

@@ -29,9 +29,11 @@ OVERVIEW_SCHEMA = {"participant": pl.String, "raw_folder": pl.String, "duration_
                    "samples_lost_share": pl.Float64,
                    "labelled_share": pl.Float64, "windows": pl.Int64, "windows_per_class": pl.String,
                    "failed_checks": pl.String, "split_role": pl.String, "test_accuracy": pl.Float64,
-                   "drift": pl.String, "differs_from_cohort": pl.String}
+                   "drift": pl.String, "estimated_accuracy": pl.Float64, "estimated_accuracy_band": pl.String,
+                   "flags": pl.String, "label_request_minutes": pl.Float64, "differs_from_cohort": pl.String}
 CHECKS = check_keys({**PREPROCESSING_CHECKS, "participant_drift": DRIFT_CHECKS})
-UPSTREAM = ["raw_recording", "fused_recording", "dataset_split", "model_evaluation", "participant_drift"]
+UPSTREAM = ["raw_recording", "fused_recording", "dataset_split", "model_evaluation", "participant_predictions",
+            "participant_drift"]
 
 
 def _latest(instance: dg.DagsterInstance, asset: str) -> dg.EventLogRecord | None:
@@ -58,11 +60,11 @@ def test_accuracy(instance: dg.DagsterInstance) -> dict[str, float]:
 def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], outliers: dict[str, list[str]],
                    raw_root: Path) -> pl.DataFrame:
     """One row per registered participant (with windows or not): whether its raw folder is there, the stages'
-    figures, check failures, split role, test accuracy, drift, and the channels whose level differs from the
-    cohort's."""
+    figures, check failures, split role, test accuracy, drift, the label-free estimate and flags of its scoring,
+    and the channels whose level differs from the cohort's."""
     pids = sorted(set(instance.get_dynamic_partitions(participants.name)) | set(windows))
-    raw, fused, drift = (latest_materializations(instance, a, pids)
-                         for a in ("raw_recording", "fused_recording", "participant_drift"))
+    raw, fused, scored, drift = (latest_materializations(instance, a, pids) for a in (
+        "raw_recording", "fused_recording", "participant_predictions", "participant_drift"))
     failing, role, accuracy = failing_checks(instance, pids, CHECKS), roles(instance), test_accuracy(instance)
 
     def counts(ws: WindowSet | None) -> str:
@@ -70,8 +72,9 @@ def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], 
 
     rows: list[dict[str, Any]] = []
     for pid in pids:
-        f, d = fused.get(pid), drift.get(pid)
+        f, d, p = fused.get(pid), drift.get(pid), scored.get(pid)
         drifted = metadata_value(d, "drifted_channels")
+        flagged = metadata_value(p, "flagged")
         rows.append({
             "participant": pid,
             "raw_folder": "present" if (raw_root / pid).is_dir() else "missing",
@@ -87,6 +90,11 @@ def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], 
             "split_role": role.get(pid, "not in a split"),
             "test_accuracy": accuracy.get(pid),
             "drift": "not scored" if d is None else (f"{drifted} channel(s) drifted" if drifted else "ok"),
+            "estimated_accuracy": metadata_value(p, "estimated_accuracy"),
+            "estimated_accuracy_band": metadata_value(p, "estimated_accuracy_band"),
+            "flags": "not scored" if p is None else "; ".join(metadata_value(p, "flag_reasons") or []) if flagged
+            else "none",
+            "label_request_minutes": metadata_value(p, "label_request_minutes"),
             "differs_from_cohort": ", ".join(outliers.get(pid, [])) or "no",
         })
     return pl.DataFrame(rows, schema=OVERVIEW_SCHEMA)
@@ -99,7 +107,8 @@ def overview_frame(instance: dg.DagsterInstance, windows: dict[str, WindowSet], 
     description="The cohort at a glance, refreshed when any participant changes: one row per participant "
                 "(raw folder present or missing, duration, native rates, gaps, samples lost, labelled share, windows "
                 "per class, failed checks, "
-                "split role, test accuracy, drift, channels whose level differs from the cohort's) and pictures: "
+                "split role, test accuracy, drift, the label-free accuracy estimate with its band, flags and the "
+                "minutes of the label request, channels whose level differs from the cohort's) and pictures: "
                 "classes per participant, channel levels per participant, channel correlations.",
 )
 def cohort_overview(context: dg.AssetExecutionContext, raw_store: RawStore,
@@ -125,6 +134,7 @@ def cohort_overview(context: dg.AssetExecutionContext, raw_store: RawStore,
         "participants_differing": int((frame["differs_from_cohort"] != "no").sum()) if frame.height else 0,
         "participants_failing_checks": int((frame["failed_checks"] != "none").sum()) if frame.height else 0,
         "participants_missing": len(missing),
+        "participants_flagged": int(frame["flags"].is_in(["none", "not scored"]).not_().sum()) if frame.height else 0,
         "missing_participants": dg.MetadataValue.json(missing),
         **{name: dg.MetadataValue.md(png_markdown(png, name.replace("_", " "))) for name, png in pictures.items()},
         "plot_bytes": sum(len(png) for png in pictures.values()),

@@ -14,6 +14,9 @@ import polars as pl
 
 from har_assets.inference import timeline
 from har_assets.inference.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
+from har_assets.inference.label_request import label_request, requested_minutes
+from har_assets.ml.decoding import class_indices
+from har_assets.ml.label_requests import DEFAULT_MINUTES
 from har_assets.ml.timeline_metrics import switches_per_hour
 from har_assets.orchestration import automation
 from har_assets.orchestration.asset_store import TABLE_IO
@@ -30,7 +33,7 @@ from har_assets.raw.recording import RawRecording
 from har_assets.signal.pipeline import preprocess
 
 if TYPE_CHECKING:
-    from har_assets.inference.predictor import LoadedModel
+    from har_assets.inference.predictor import LoadedModel, WindowPredictions
 
 GROUP = "scoring"
 
@@ -82,12 +85,15 @@ def build_scoring_resources() -> dict[str, Any]:
 
 @dg.asset(
     retry_policy=TRANSIENT_RETRY,
-    partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="predictions-2",
+    partitions_def=participants, group_name=GROUP, io_manager_key=TABLE_IO, code_version="predictions-3",
     kinds={"pytorch", "mlflow"}, deps=["registered_model"], automation_condition=automation.score_condition(),
     description="The participant's activity timeline from the champion model: one row per window (start/end, "
-                "label, confidence, probability of every class, the label of the window alone), preprocessed with "
-                "the model's own config, the person's frame aligned and the recording decoded whole, exactly as "
-                "POST /predict does.",
+                "label, calibrated confidence and probability of every class, the label of the window alone, the "
+                "window's out-of-distribution score), preprocessed with the model's own config, the person's frame "
+                "aligned and the recording decoded whole, exactly as POST /predict does; where the person labelled "
+                "some minutes, also the label once those are used for the rest (personal_label). Metadata: the "
+                "label-free accuracy estimate with its band, the flags (low estimate, data unlike the training "
+                "data) and the label request.",
 )
 def participant_predictions(context: dg.AssetExecutionContext, raw_recording: RawRecording,
                             mlflow_tracking: MlflowTracking) -> dg.Output:
@@ -96,7 +102,9 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
     model = load_champion(mlflow_tracking)
     with failing_clearly(pid):
         pred = model.predict_recording(raw_recording)
-    frame = timeline.timeline_frame(pred, model)
+    adapted = pred.adapted_to_labels()
+    frame = timeline.timeline_frame(pred, model, personal=adapted if adapted is not pred else None)
+    request = label_request(pred, DEFAULT_MINUTES)
     step_s = model.preprocess_config.window_step / model.preprocess_config.target_hz
     shares = timeline.class_shares(frame, model.classes)
     title = f"{pid}: {model.name} v{model.version}"
@@ -116,6 +124,9 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
             "switches_per_hour_window_by_window": round(switches_per_hour(
                 pred.window_proba.argmax(axis=1), pred.windows.segment, step_s), 1),
             "orientation": dg.MetadataValue.json(pred.alignment.describe()),
+            **reliability_metadata(pred, adapted is not pred),
+            "label_request": rows_table(list(request.columns), [list(r) for r in request.iter_rows()]),
+            "label_request_minutes": round(requested_minutes(request), 2),
             "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
             "class_share_table": rows_table(["class", "windows", "share", "mean confidence"],
                                             timeline.share_rows(shares, frame)),
@@ -124,6 +135,31 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
             **tabular_metadata(frame),
         },
     )
+
+
+def reliability_metadata(pred: "WindowPredictions", adapted: bool) -> dict[str, Any]:
+    """How far to trust the timeline: the label-free estimate with its band, the flags and their reasons, and, for a
+    person with labelled windows, the decoded labels' accuracy on them (before they were used) and that they were."""
+    a = pred.assessment.describe() if pred.assessment is not None else {"calibrated": False, "flagged": False,
+                                                                         "flag_reasons": []}
+    out: dict[str, Any] = {"calibrated": a["calibrated"], "flagged": a["flagged"],
+                           "flag_reasons": dg.MetadataValue.json(a["flag_reasons"])}
+    if a.get("estimated_accuracy") is not None:
+        out |= {"estimated_accuracy": a["estimated_accuracy"],
+                "estimated_accuracy_band": f"{a['estimated_accuracy_low']:.3f} - {a['estimated_accuracy_high']:.3f}"}
+        if a.get("estimated_macro_f1") is not None:
+            out["estimated_macro_f1"] = a["estimated_macro_f1"]
+    if a.get("ood_flag") is not None:
+        out |= {"ood_flag": a["ood_flag"], "unlike_training_share": a["unlike_training_share"]}
+        if a.get("person_distance") is not None:
+            out |= {"ood_person_distance": a["person_distance"], "ood_person_p_value": a["person_p_value"]}
+    y = class_indices(pred.windows.labels.astype(str), pred.classes)
+    if (y >= 0).any():
+        step_s = float(np.median(np.diff(pred.start_ms))) / 1000 if len(y) > 1 else 0.0
+        out |= {"labelled_minutes": round(float((y >= 0).sum()) * step_s / 60, 2),
+                "accuracy_on_labelled_windows": round(float((pred.label_index[y >= 0] == y[y >= 0]).mean()), 4),
+                "adapted_to_labels": adapted}
+    return out
 
 
 def _check_results(outcomes: list[DriftCheck]) -> Iterator[dg.AssetCheckResult]:

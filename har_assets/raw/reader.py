@@ -186,7 +186,7 @@ def load_table(pid: str, path: Path, limits: ReadLimits = DEFAULT_LIMITS) -> pl.
         if path.suffix == ".xlsx":
             table = pl.read_excel(path, engine="calamine", infer_schema_length=0)
         else:
-            table = pl.read_csv(path, infer_schema_length=0, n_rows=limits.max_rows + 1)
+            table = pl.read_csv(path, infer_schema_length=0, n_rows=limits.max_rows + 1, truncate_ragged_lines=True)
     except Exception as exc:  # the readers raise many types for corrupt files
         raise RawDataError(pid, path.name, f"cannot read file ({type(exc).__name__}: {exc})") from exc
     if table.height == 0:
@@ -337,7 +337,7 @@ def read_labels(pid: str, path: Path, cfg: PreprocessConfig, limits: ReadLimits 
     """Read `start,end,activity` (ISO-8601 UTC) into sorted, non-overlapping half-open intervals."""
     file = path.name
     try:
-        table = pl.read_csv(path, infer_schema_length=0, n_rows=limits.max_rows + 1)
+        table = pl.read_csv(path, infer_schema_length=0, n_rows=limits.max_rows + 1, truncate_ragged_lines=True)
     except Exception as exc:
         raise RawDataError(pid, file, f"cannot read file ({type(exc).__name__}: {exc})") from exc
     check_rows(pid, file, table, limits)

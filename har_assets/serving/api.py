@@ -39,6 +39,7 @@ from har_assets.serving.schemas import (
     PredictRequest,
     PredictResponse,
     Readiness,
+    Reliability,
     WindowPrediction,
     WindowsRequest,
     WindowsResponse,
@@ -255,18 +256,24 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         metrics.count_predictions(labels.tolist())
         classes = model.classes
         alone = np.asarray(classes)[finite_or_422(result.window_proba).argmax(axis=1)]
+        ood = result.ood_score
+        ood_scores = [None] * len(labels) if ood is None else [float(v) if np.isfinite(v) else None for v in ood]
         windows = [
             WindowPrediction(start_ms=float(s), end_ms=float(e), segment=int(g), label=str(lab),
                              confidence=float(p.max()), probabilities=dict(zip(classes, p.tolist(), strict=True)),
-                             window_label=str(w))
-            for s, e, g, lab, p, w in zip(result.start_ms, result.end_ms, result.windows.segment, labels, proba,
-                                          alone, strict=True)
+                             window_label=str(w), ood_score=o)
+            for s, e, g, lab, p, w, o in zip(result.start_ms, result.end_ms, result.windows.segment, labels, proba,
+                                             alone, ood_scores, strict=True)
         ]
+        assessment = result.assessment.describe() if result.assessment is not None else {
+            "calibrated": False, "flagged": False, "flag_reasons": []}
         decoder = model.bundle.decoder
         decoding = Decoding(smoothing=decoder.config.smoothing, causal=causal,
                             orientation=decoder.config.orientation, **result.alignment.describe())
         return PredictResponse(model=model_ref(model), classes=classes, windows=windows,
-                               class_shares=result.class_shares(), decoding=decoding).model_dump_json().encode()
+                               class_shares=result.class_shares(), decoding=decoding,
+                               reliability=Reliability.model_validate(
+                                   {k: assessment.get(k) for k in Reliability.model_fields})).model_dump_json().encode()
 
     def run_predict_windows(body: bytes, media: str, model: LoadedModel) -> bytes:
         X = decode_windows(body, media, settings.max_windows, model.window_shape)

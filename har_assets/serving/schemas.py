@@ -113,11 +113,36 @@ class WindowPrediction(BaseModel):
     confidence: float = Field(description="Probability of the label.")
     probabilities: dict[str, float] = Field(description="Probability of every class.")
     window_label: str = Field(description="Most probable class of this window classified alone (no neighbours).")
+    ood_score: float | None = Field(description="Out-of-distribution score of the window (negative log-likelihood "
+                                    "under the training windows' density; higher is stranger); null when the model "
+                                    "has no out-of-distribution model.")
+
+
+class Reliability(BaseModel):
+    calibrated: bool = Field(description="The probabilities are calibrated on people the model never saw (false: "
+                                         "a model registered before calibration, as it gives them).")
+    estimated_accuracy: float | None = Field(description="Label-free estimate of the share of windows labelled "
+                                             "right: the mean calibrated confidence (null: uncalibrated).")
+    estimated_accuracy_low: float | None = Field(description="Lower end of the estimate's band (how far the "
+                                                 "estimate erred on held-out people, or its sampling error).")
+    estimated_accuracy_high: float | None = Field(description="Upper end of the estimate's band.")
+    estimated_macro_f1: float | None = Field(description="Label-free macro-F1 estimate from the expected confusion "
+                                             "(null: fewer than two classes with enough windows, or uncalibrated).")
+    ood_flag: bool | None = Field(description="The recording lies outside the training data (device turned, other "
+                                  "wrist, units); null: the model has no out-of-distribution model.")
+    unlike_training_share: float | None = Field(description="Share of windows above the training windows' "
+                                                "out-of-distribution threshold.")
+    person_distance: float | None = Field(description="Distance of the recording's movement statistics to the "
+                                          "training people's (null: too few moving windows).")
+    flagged: bool = Field(description="Do not trust this timeline without a look: the estimate is low or the data "
+                                      "lie outside the training data.")
+    flag_reasons: list[str] = Field(description="Why it is flagged.")
 
 
 class Decoding(BaseModel):
-    smoothing: str = Field(description="How windows were joined over time: hmm (each gap-free segment decoded by "
-                                       "the model's hidden Markov model) or none (each window alone).")
+    smoothing: str = Field(description="How windows were joined over time: gru (a small recurrent network over the "
+                                       "windows' embeddings), hmm (the model's hidden Markov model), each gap-free "
+                                       "segment on its own, or none (each window alone).")
     causal: bool = Field(description="Decoded forward-only (no window used a later one).")
     orientation: str = Field(description="upright: the recording's device frame was turned to the training "
                                          "people's upright direction; none: used as it is.")
@@ -132,6 +157,7 @@ class PredictResponse(BaseModel):
     windows: list[WindowPrediction]
     class_shares: dict[str, float] = Field(description="Share of windows predicted as each class.")
     decoding: Decoding = Field(description="How the recording was decoded.")
+    reliability: Reliability = Field(description="How far to trust these predictions, without labels.")
 
 
 class WindowsResponse(BaseModel):
