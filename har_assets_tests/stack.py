@@ -107,6 +107,19 @@ class Processes:
             _signal_group(s.proc, signal.SIGKILL)  # the group: children outliving a clean exit go too
             with contextlib.suppress(subprocess.TimeoutExpired):
                 s.proc.wait(timeout=10)
+            _wait_group_gone(s.proc)
+
+
+def _wait_group_gone(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Until no process of the group is left: a killed child (e.g. the server `mlflow models serve` starts) may still
+    hold its listening socket for a moment after the signal is sent."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
