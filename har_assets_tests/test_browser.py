@@ -381,8 +381,10 @@ def test_a_participants_recording_is_pictured(page, ui: Ui) -> None:
         table.get_by_text(label, exact=True).first.wait_for()
     row = table.locator("tr").filter(has=page.get_by_text("estimated_accuracy", exact=True)).first
     assert f"{meta['estimated_accuracy']:.4g}"[:4] in row.inner_text(), (meta["estimated_accuracy"], row.inner_text())
+    row.scroll_into_view_if_needed()
+    _shot(page, ui, "12-dagster-participant-estimate-and-flags")
     table.locator("tr").filter(has=page.get_by_text("label_request", exact=True)).first.scroll_into_view_if_needed()
-    _shot(page, ui, "12-dagster-participant-estimate-flags-label-request")
+    _shot(page, ui, "13-dagster-participant-label-request")
     assert not ui.blocked, ui.blocked
 
 
