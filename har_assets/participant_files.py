@@ -49,7 +49,8 @@ def request_labels(home: HarHome, settings: HarSettings, participant: str, minut
         raise ParticipantFileError(f"no champion to ask with: {predictor.last_error or exc} (run har pipeline "
                                    "first)") from exc
     recording = read_files(locate_files(folder), model.preprocess_config, home.read_limits())
-    request = label_request(model.predict_recording(recording), minutes)
+    cfg = model.preprocess_config
+    request = label_request(model.predict_recording(recording), minutes, cfg.window_step / cfg.target_hz)
     path = home.root / LABEL_REQUESTS / f"{pid}.csv"
     write_atomically(UPath(path), request.write_csv().encode())
     return path, request

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from har_assets.ml.decoding import class_indices
 from har_assets.ml.label_requests import SPAN_S, request_spans
 
 if TYPE_CHECKING:
@@ -27,12 +26,11 @@ def _iso(ms: float) -> str:
     return np.datetime_as_string(np.datetime64(round(float(ms)), "ms"), unit="ms") + "Z"
 
 
-def label_request(pred: WindowPredictions, minutes: float, span_s: float = SPAN_S) -> pl.DataFrame:
-    """Spans worth `minutes` of the recording (in `span_s`-second spans, none over an already labelled window), in
-    time order, as `COLUMNS`."""
-    step_s = float(np.median(np.diff(pred.start_ms))) / 1000 if len(pred.start_ms) > 1 else span_s
+def label_request(pred: WindowPredictions, minutes: float, step_s: float, span_s: float = SPAN_S) -> pl.DataFrame:
+    """Spans worth `minutes` of the recording (in `span_s`-second spans of windows `step_s` seconds apart, none over
+    an already labelled window), in time order, as `COLUMNS`."""
     span_windows = max(1, round(span_s / step_s))
-    labelled = class_indices(pred.windows.labels.astype(str), pred.classes) >= 0
+    labelled = pred.true_index >= 0
     spans = request_spans(pred.proba, pred.window_proba, pred.embedding, pred.windows.segment, span_windows,
                           max(1, round(minutes * 60 / span_s)), labelled=labelled)
     disagree = pred.window_proba.argmax(axis=1) != pred.proba.argmax(axis=1)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -61,22 +62,26 @@ class WindowPredictions:
     proba: np.ndarray  # (n, classes) float32, decoded (smoothed over time unless per window), then calibrated
     window_proba: np.ndarray  # (n, classes) float32, each window classified alone (after alignment)
     alignment: Alignment
-    causal: bool = False  # decoded forward-only: each window's answer uses no later window
+    assessment: Assessment  # the label-free accuracy estimate and out-of-distribution flags
     embedding: np.ndarray | None = None  # (n, features) the windows' embeddings, where the model gives them
-    assessment: Assessment | None = None  # the label-free accuracy estimate and out-of-distribution flags
+    causal: bool = False  # decoded forward-only: each window's answer uses no later window
 
     @property
     def ood_score(self) -> np.ndarray | None:
         """Each window's out-of-distribution score (None: the model has no OOD model)."""
-        return None if self.assessment is None or self.assessment.ood is None else self.assessment.ood.window
+        return None if self.assessment.ood is None else self.assessment.ood.window
+
+    @cached_property
+    def true_index(self) -> np.ndarray:
+        """Class index of each window's own label (-1: unlabelled or a class the model lacks)."""
+        return class_indices(self.windows.labels.astype(str), self.classes)
 
     def adapted_to_labels(self) -> WindowPredictions:
         """The person's own labelled windows used for the rest of the recording (`person_adaptation`): labelled
         windows keep their label, windows like them lean towards it. Unchanged without labels or embeddings."""
-        y = class_indices(self.windows.labels.astype(str), self.classes)
-        if self.embedding is None or not (y >= 0).any():
+        if self.embedding is None or not (self.true_index >= 0).any():
             return self
-        return replace(self, proba=adapt_to_labels(self.proba, self.embedding, y))
+        return replace(self, proba=adapt_to_labels(self.proba, self.embedding, self.true_index))
 
     @property
     def start_ms(self) -> np.ndarray:

@@ -15,7 +15,6 @@ import polars as pl
 from har_assets.inference import timeline
 from har_assets.inference.drift import DRIFT_CHECKS, DriftCheck, DriftThresholds, drift_report
 from har_assets.inference.label_request import label_request, requested_minutes
-from har_assets.ml.decoding import class_indices
 from har_assets.ml.label_requests import DEFAULT_MINUTES
 from har_assets.ml.timeline_metrics import switches_per_hour
 from har_assets.orchestration import automation
@@ -104,8 +103,8 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
         pred = model.predict_recording(raw_recording)
     adapted = pred.adapted_to_labels()
     frame = timeline.timeline_frame(pred, model, personal=adapted if adapted is not pred else None)
-    request = label_request(pred, DEFAULT_MINUTES)
     step_s = model.preprocess_config.window_step / model.preprocess_config.target_hz
+    request = label_request(pred, DEFAULT_MINUTES, step_s)
     shares = timeline.class_shares(frame, model.classes)
     title = f"{pid}: {model.name} v{model.version}"
     png = timeline_png(frame, title, truth_intervals(raw_recording.labels))
@@ -124,7 +123,7 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
             "switches_per_hour_window_by_window": round(switches_per_hour(
                 pred.window_proba.argmax(axis=1), pred.windows.segment, step_s), 1),
             "orientation": dg.MetadataValue.json(pred.alignment.describe()),
-            **reliability_metadata(pred, adapted is not pred),
+            **reliability_metadata(pred, adapted is not pred, step_s),
             "label_request": rows_table(list(request.columns), [list(r) for r in request.iter_rows()]),
             "label_request_minutes": round(requested_minutes(request), 2),
             "class_shares": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
@@ -137,11 +136,10 @@ def participant_predictions(context: dg.AssetExecutionContext, raw_recording: Ra
     )
 
 
-def reliability_metadata(pred: "WindowPredictions", adapted: bool) -> dict[str, Any]:
+def reliability_metadata(pred: "WindowPredictions", adapted: bool, step_s: float) -> dict[str, Any]:
     """How far to trust the timeline: the label-free estimate with its band, the flags and their reasons, and, for a
     person with labelled windows, the decoded labels' accuracy on them (before they were used) and that they were."""
-    a = pred.assessment.describe() if pred.assessment is not None else {"calibrated": False, "flagged": False,
-                                                                         "flag_reasons": []}
+    a = pred.assessment.describe()
     out: dict[str, Any] = {"calibrated": a["calibrated"], "flagged": a["flagged"],
                            "flag_reasons": dg.MetadataValue.json(a["flag_reasons"])}
     if a.get("estimated_accuracy") is not None:
@@ -153,9 +151,8 @@ def reliability_metadata(pred: "WindowPredictions", adapted: bool) -> dict[str, 
         out |= {"ood_flag": a["ood_flag"], "unlike_training_share": a["unlike_training_share"]}
         if a.get("person_distance") is not None:
             out |= {"ood_person_distance": a["person_distance"], "ood_person_p_value": a["person_p_value"]}
-    y = class_indices(pred.windows.labels.astype(str), pred.classes)
+    y = pred.true_index
     if (y >= 0).any():
-        step_s = float(np.median(np.diff(pred.start_ms))) / 1000 if len(y) > 1 else 0.0
         out |= {"labelled_minutes": round(float((y >= 0).sum()) * step_s / 60, 2),
                 "accuracy_on_labelled_windows": round(float((pred.label_index[y >= 0] == y[y >= 0]).mean()), 4),
                 "adapted_to_labels": adapted}

@@ -265,8 +265,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
             for s, e, g, lab, p, w, o in zip(result.start_ms, result.end_ms, result.windows.segment, labels, proba,
                                              alone, ood_scores, strict=True)
         ]
-        assessment = result.assessment.describe() if result.assessment is not None else {
-            "calibrated": False, "flagged": False, "flag_reasons": []}
+        assessment = result.assessment.describe()
         decoder = model.bundle.decoder
         decoding = Decoding(smoothing=decoder.config.smoothing, causal=causal,
                             orientation=decoder.config.orientation, **result.alignment.describe())
