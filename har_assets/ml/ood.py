@@ -114,12 +114,14 @@ class WindowDensity:
             return cls(f["center"], f["spread"], f["weights"], f["means"], f["precision_cholesky"])
 
 
-def person_features(X: np.ndarray, channels: Sequence[str], min_sway: float, min_windows: int) -> np.ndarray | None:
-    """One vector for a person's moving windows (None: fewer than `min_windows` moved): the mean window features,
-    each dynamic axis' mean skewness, and the mean lagged-correlation asymmetry of each pair of axes (lag: a
-    twentieth of a window)."""
+def person_features(X: np.ndarray, channels: Sequence[str], min_sway: float, min_windows: int,
+                    features: np.ndarray | None = None) -> np.ndarray | None:
+    """One vector for a person's moving windows (None: fewer than `min_windows` moved): the mean window features
+    (`features`: X's `window_features`, when already computed), each dynamic axis' mean skewness, and the mean
+    lagged-correlation asymmetry of each pair of axes (lag: a twentieth of a window)."""
     X = np.asarray(X, dtype=np.float64)
-    moving = X[moving_windows(X, channels, min_sway)]
+    mask = moving_windows(X, channels, min_sway)
+    moving = X[mask]
     if len(moving) < max(min_windows, 1):
         return None
     idx = [list(channels).index(c) for c in ACC + GYRO]
@@ -130,7 +132,8 @@ def person_features(X: np.ndarray, channels: Sequence[str], min_sway: float, min
     lead = [((dynamic[:, :-lag, i] * dynamic[:, lag:, j]).mean(axis=1)
              - (dynamic[:, :-lag, j] * dynamic[:, lag:, i]).mean(axis=1)) / (sd[:, i] * sd[:, j])
             for i, j in combinations(range(6), 2)]
-    return np.concatenate([window_features(moving, channels).mean(axis=0), skewness.mean(axis=0),
+    mean_features = (window_features(moving, channels) if features is None else features[mask]).mean(axis=0)
+    return np.concatenate([mean_features, skewness.mean(axis=0),
                            np.mean(lead, axis=1)])
 
 
@@ -222,7 +225,8 @@ class OodModel:
     def fit(cls, training_windows: Sequence[np.ndarray], channels: Sequence[str], min_sway: float, min_windows: int,
             components: int = 16, window_quantile: float = 0.99, seed: int = 0) -> OodModel:
         """From the training people's unscaled windows, one array per person."""
-        features = [window_features(X, channels) for X in training_windows if len(X)]
+        people = [X for X in training_windows if len(X)]
+        features = [window_features(X, channels) for X in people]
         if not features:
             raise ValueError("no training windows to learn what ordinary data look like")
         density = WindowDensity.fit(np.concatenate(features), components, seed)
@@ -234,15 +238,16 @@ class OodModel:
         else:
             held_out = [density.score(features[0])]
         threshold = float(np.quantile(np.concatenate(held_out), window_quantile))
-        vectors = [v for X in training_windows if (v := person_features(X, channels, min_sway, min_windows))
-                   is not None]
+        vectors = [v for X, f in zip(people, features, strict=True)
+                   if (v := person_features(X, channels, min_sway, min_windows, f)) is not None]
         person = PersonReference.fit(np.array(vectors)) if len(vectors) >= 3 else None
         return cls(density, threshold, person, min_sway, min_windows)
 
     def score(self, X: np.ndarray, channels: Sequence[str]) -> OodScores:
-        window = self.density.score(window_features(X, channels)) if len(X) else np.empty(0)
+        features = window_features(X, channels) if len(X) else None
+        window = self.density.score(features) if features is not None else np.empty(0)
         unlike = window > self.window_threshold
-        vector = person_features(X, channels, self.min_sway, self.min_windows) if self.person else None
+        vector = person_features(X, channels, self.min_sway, self.min_windows, features) if self.person else None
         distance = p_value = None
         reasons = []
         if vector is not None and self.person is not None:

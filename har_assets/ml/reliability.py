@@ -62,8 +62,8 @@ class Reliability:
     fitted_on: dict = field(default_factory=dict)  # held-out people, windows, ECE before/after
 
     @classmethod
-    def uncalibrated(cls, flag_accuracy_below: float = 0.0) -> Reliability:
-        return cls(1.0, None, None, flag_accuracy_below)
+    def uncalibrated(cls) -> Reliability:
+        return cls(1.0, None, None, 0.0)
 
     @property
     def calibrated(self) -> bool:
