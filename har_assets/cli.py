@@ -396,7 +396,8 @@ def _cmd_labels_request(args: argparse.Namespace) -> int:
           f"{path}: fill the activity column and append the rows to raw/{args.participant}/labels.csv; the next "
           "scoring uses them for this person, the next training for the model")
     if request.height:
-        print(request.select("start", "end", "model_guess", "guess_confidence").to_pandas().to_string(index=False))
+        for start, end, guess, confidence in request.select("start", "end", "model_guess", "guess_confidence").rows():
+            print(f"  {start} - {end}  model's guess: {guess} ({confidence:.2f})")
     return 0
 
 

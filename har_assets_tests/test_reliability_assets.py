@@ -144,6 +144,7 @@ def test_label_request_answered_then_used_for_that_person(home: HarHome, instanc
     assert done.returncode == 0, done.stderr
     path = home.root / "label_requests" / f"{UNLABELLED}.csv"
     assert str(path) in done.stdout and not (home.raw / UNLABELLED / "label_requests").exists()
+    assert done.stdout.count("model's guess: ") == 2  # each span listed, without pandas (a dev-only package)
     request = pl.read_csv(path, infer_schema_length=0)
     assert tuple(request.columns) == COLUMNS and request.height == 2  # 1 minute in 30-second spans
     assert (request["activity"].fill_null("") == "").all()  # left for the user
