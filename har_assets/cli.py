@@ -299,6 +299,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    from har_assets.orchestration.daemon_watchdog import main
+
+    return main(args.server_args)
+
+
 def _cmd_mlflow_server(args: argparse.Namespace) -> int:
     from har_assets.mlflow_server import MlflowServerConfigError, exec_server
 
@@ -543,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     mls = sub.add_parser("mlflow-server", help="MLflow's tracking server with authentication (basic-auth app), "
                                                "configured from the environment; the rest goes to mlflow server")
     mls.set_defaults(func=_cmd_mlflow_server, passes_on_arguments=True)  # e.g. --host 0.0.0.0 --port 5000
+
+    dmn = sub.add_parser("daemon", help="dagster-daemon run under a watchdog that stops it when its heartbeats "
+                                        "stop (its supervisor then restarts it); the rest goes to dagster-daemon run")
+    dmn.set_defaults(func=_cmd_daemon, passes_on_arguments=True)  # e.g. -w workspace.yaml
     return parser
 
 

@@ -57,11 +57,18 @@ def _read_config(path: Path, model: type[M]) -> M:
 @dataclass(frozen=True)
 class HarHome:
     """The home folder; `tracking_uri` (a tracking server) and `assets_uri_override` (a folder or object store)
-    replace its own MLflow store and asset folder."""
+    replace its own MLflow store and asset folder, `settings_dir` the folder its settings files are read from
+    (a container mounts them read-only apart from the home's volumes)."""
 
     root: Path
     tracking_uri: str | None = None
     assets_uri_override: str | None = None
+    settings_dir: Path | None = None
+
+    @property
+    def settings(self) -> Path:
+        """Where preprocess.json, training.json and reading.json are read from: `settings_dir`, else the home."""
+        return self.settings_dir or self.root
 
     @property
     def raw(self) -> Path:
@@ -124,13 +131,14 @@ class HarHome:
         return self.root / "dagster_home"
 
     def preprocess_config(self) -> PreprocessConfig:
-        """The preprocessing config: `$HAR_HOME/preprocess.json` if present, else the defaults."""
-        return _read_config(self.root / PREPROCESS_FILE, PreprocessConfig)
+        """The preprocessing config: `preprocess.json` in the settings folder if present, else the defaults."""
+        return _read_config(self.settings / PREPROCESS_FILE, PreprocessConfig)
 
     def training_config(self) -> TrainingConfig:
-        """Split, model, training and decoding settings: `$HAR_HOME/training.json` if present, else the defaults."""
-        return _read_config(self.root / TRAINING_FILE, TrainingConfig)
+        """Split, model, training and decoding settings: `training.json` in the settings folder if present, else
+        the defaults."""
+        return _read_config(self.settings / TRAINING_FILE, TrainingConfig)
 
     def read_limits(self) -> ReadLimits:
-        """How large a raw file may be read: `$HAR_HOME/reading.json` if present, else the defaults."""
-        return _read_config(self.root / READING_FILE, ReadLimits)
+        """How large a raw file may be read: `reading.json` in the settings folder if present, else the defaults."""
+        return _read_config(self.settings / READING_FILE, ReadLimits)

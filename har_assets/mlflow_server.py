@@ -5,6 +5,10 @@ a command line: the admin account (the platform's own service account) comes fro
 MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, which the clients read too; the backend store from
 MLFLOW_BACKEND_STORE_URI (a PostgreSQL password in PGPASSWORD); MLflow's CSRF key from
 MLFLOW_FLASK_SERVER_SECRET_KEY. The users database is MLFLOW_AUTH_DB (default a SQLite file).
+
+A PostgreSQL backend store's database is created when it does not exist yet (the postgres image creates only
+POSTGRES_DB): the server waits for PostgreSQL to answer (`MLFLOW_DB_WAIT_S`, default 120 s), so a stack started on
+fresh volumes comes up in any order.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 REQUIRED = {
     "MLFLOW_TRACKING_USERNAME": "the admin account's user name (the platform's clients use it too)",
@@ -22,6 +28,7 @@ REQUIRED = {
     "MLFLOW_BACKEND_STORE_URI": "the runs and registry database, without a password (use PGPASSWORD)",
 }
 DEFAULT_AUTH_DB = "sqlite:////mlflow-auth/basic_auth.db"
+DEFAULT_DB_WAIT_S = 120.0
 
 
 class MlflowServerConfigError(ValueError):
@@ -46,9 +53,46 @@ def auth_config(env: Mapping[str, str]) -> str:
     ])
 
 
+def ensure_database(uri: str, password: str | None, wait_s: float) -> bool:
+    """Create the database a `postgresql://user@host:port/db` backend store names when it is missing (True: it
+    was created); other stores are left alone. Waits up to `wait_s` for the server to accept connections."""
+    parts = urlsplit(uri)
+    if not parts.scheme.startswith("postgresql"):
+        return False
+    import psycopg
+    from psycopg import sql
+
+    database = unquote(parts.path.lstrip("/"))
+    if not database:
+        raise MlflowServerConfigError(f"MLFLOW_BACKEND_STORE_URI names no database: {uri}")
+    connect = {"host": parts.hostname or "localhost", "port": parts.port or 5432, "dbname": "postgres",
+               "user": unquote(parts.username or "") or None, "password": password, "connect_timeout": 5,
+               "autocommit": True}
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with psycopg.connect(**connect) as conn:
+                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+                    return False
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                return True
+        except psycopg.OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise MlflowServerConfigError(f"PostgreSQL at {connect['host']}:{connect['port']} did not accept "
+                                              f"a connection within {wait_s:.0f} s: {exc}") from exc
+            print(f"har mlflow-server: waiting for PostgreSQL at {connect['host']}:{connect['port']}",
+                  file=sys.stderr)
+            time.sleep(2.0)
+
+
 def exec_server(server_args: list[str]) -> None:
-    """Write the auth config (readable by this user only) and become `mlflow server --app-name basic-auth ...`."""
+    """Write the auth config (readable by this user only), create the backend database if it is missing, and
+    become `mlflow server --app-name basic-auth ...`."""
     text = auth_config(os.environ)
+    backend = os.environ["MLFLOW_BACKEND_STORE_URI"]
+    if ensure_database(backend, os.environ.get("PGPASSWORD"),
+                       float(os.environ.get("MLFLOW_DB_WAIT_S", DEFAULT_DB_WAIT_S))):
+        print(f"har mlflow-server: created the database {urlsplit(backend).path.lstrip('/')}", file=sys.stderr)
     fd, path = tempfile.mkstemp(prefix="mlflow-auth-", suffix=".ini")
     with os.fdopen(fd, "w") as out:  # mkstemp: mode 0600
         out.write(text)

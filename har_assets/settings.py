@@ -26,6 +26,9 @@ class HarSettings(BaseSettings):
 
     home: Path = Field(Path("data"), validation_alias="HAR_HOME",
                        description="The home folder: raw data, assets, MLflow and Dagster state.")
+    settings_dir: Path | None = Field(None, validation_alias="HAR_SETTINGS_DIR",
+                                      description="The folder of preprocess.json, training.json and reading.json "
+                                                  "instead of the home.")
     mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI",
                                             description="An MLflow tracking server instead of the home's store.")
     assets_uri: str | None = Field(None, validation_alias="HAR_ASSETS_URI",
@@ -56,7 +59,8 @@ class HarSettings(BaseSettings):
     def har_home(self) -> HarHome:
         """The home, with the stores these settings name."""
         return HarHome(self.home.expanduser().resolve(), tracking_uri=self.mlflow_tracking_uri,
-                       assets_uri_override=self.assets_uri)
+                       assets_uri_override=self.assets_uri,
+                       settings_dir=self.settings_dir.expanduser().resolve() if self.settings_dir else None)
 
     @classmethod
     def env_vars(cls) -> dict[str, str]:

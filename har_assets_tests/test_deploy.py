@@ -15,6 +15,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from har_assets_tests.stack import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 PG = {"host": os.environ.get("HAR_TEST_PG_HOST", "127.0.0.1"), "port": os.environ.get("HAR_TEST_PG_PORT", "5432"),
       "user": os.environ.get("HAR_TEST_PG_USER", "postgres")}
@@ -128,3 +130,23 @@ def test_repo_dagster_yaml_opens_a_postgres_instance(tmp_path: Path, postgres_db
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         instance.add_dynamic_partitions("participants", ["p001"])
         assert instance.get_dynamic_partitions("participants") == ["p001"]
+
+
+def test_the_mlflow_server_creates_its_database_once(postgres_db: str) -> None:
+    """The postgres image creates only POSTGRES_DB: `har mlflow-server` creates the MLflow database itself, on a
+    real server, and finds it there the next time; a server that never answers is named after the wait."""
+    from har_assets.mlflow_server import MlflowServerConfigError, ensure_database
+
+    name = f"{postgres_db}_mlflow"
+    uri = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{name}"
+    try:
+        assert ensure_database(uri, None, wait_s=10) is True
+        assert ensure_database(uri, None, wait_s=10) is False  # there already: a restart changes nothing
+        subprocess.run(["psql", "-h", PG["host"], "-p", PG["port"], "-U", PG["user"], "-d", name, "-c", "SELECT 1"],
+                       check=True, capture_output=True)
+    finally:
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    assert ensure_database("sqlite:////tmp/mlflow.db", None, wait_s=1) is False  # not PostgreSQL: left alone
+    closed = free_port()
+    with pytest.raises(MlflowServerConfigError, match=f"127.0.0.1:{closed} did not accept a connection within 2 s"):
+        ensure_database(f"postgresql://har@127.0.0.1:{closed}/mlflow", None, wait_s=2)

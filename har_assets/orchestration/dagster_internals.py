@@ -11,6 +11,8 @@ Dagster imports anywhere else), so an upgrade that moves one breaks in one place
 - `CheckRunHealthResult`, `WorkerStatus`, `CanCancelExecutionRequest`, `CanCancelExecutionResult`: the run
   launcher's health API and the code server's request for it (`run_health.CodeServerRunLauncher`, which also
   calls `DefaultRunLauncher._get_grpc_client_for_termination` for the run's code server).
+- `all_daemons_live`: whether every daemon heartbeated within a tolerance, what `dagster-daemon liveness-check`
+  asks; `har daemon`'s watchdog asks it in-process every few seconds instead of starting that command.
 - The event log's SQL tables: `wipe_asset_partitions` raises NotImplementedError on SQL storages, so purging one
   participant's events from batch runs deletes those rows itself (`event_log_purge`).
 """
@@ -28,6 +30,7 @@ from dagster._core.storage.event_log.schema import (
     AssetKeyTable,
     SqlEventLogStorageTable,
 )
+from dagster._daemon.controller import all_daemons_live
 from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
 
 __all__ = [
@@ -43,4 +46,5 @@ __all__ = [
     "PartitionKeyFilter",
     "SqlEventLogStorageTable",
     "WorkerStatus",
+    "all_daemons_live",
 ]
