@@ -68,7 +68,8 @@ class SeaweedFS:
     """`weed mini` on fixed loopback ports with its data under `folder`, bucket `har`: started, killed and started
     again on the same ports and data (an outage for real); stopped by its process group on exit."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, bind: str = "127.0.0.1") -> None:
+        """`bind`: the address the servers listen on (0.0.0.0: reachable from containers on this host too)."""
         beside = Path(sys.executable).with_name("weed")  # the package's script, in the same environment as pytest
         weed = str(beside) if beside.is_file() else shutil.which("weed")
         if weed is None:
@@ -81,7 +82,7 @@ class SeaweedFS:
         config.write_text(json.dumps(identities))
         ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS)), strict=True))
         self.log = folder / "weed.log"
-        self.command = [weed, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        self.command = [weed, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", f"-ip.bind={bind}",
                         "-admin.ui=false", "-webdav=false", f"-s3.config={config}", f"-bucket={BUCKET}",
                         *(f"-{flag}={port}" for flag, port in ports.items())]
         self.server = S3Server(endpoint=f"http://127.0.0.1:{ports['s3.port']}")
