@@ -222,6 +222,7 @@ def test_runs_in_their_own_containers_share_no_disk(images: dict[str, str], podm
     raw, settings = _study(tmp_path)
     weed = SeaweedFS(tmp_path / "s3", bind="0.0.0.0")
     weed.start()
+    before = set(_run_containers(images))
     try:
         port = weed.server.endpoint.rsplit(":", 1)[1]
         env = _secrets(HAR_RAW_DIR=str(raw), HAR_SETTINGS_DIR=str(settings), HAR_RAW_DIR_ABS=str(raw),
@@ -235,6 +236,7 @@ def test_runs_in_their_own_containers_share_no_disk(images: dict[str, str], podm
         logs = artifacts_dir(tmp_path_factory, "compose-stack")
         api = "http://127.0.0.1:8000"
         files = [ROOT / "docker-compose.yml", ROOT / "deploy" / "docker-compose.docker-runs.yml"]
+        _remove_fixed_names(images)  # an earlier stack's (down -v keeps what has a fixed name)
         with _stack("runs", env_file, files, images, logs) as stack:
             with timed(stack.phases, "up -d, every service healthy"):
                 stack.up()
@@ -244,7 +246,7 @@ def test_runs_in_their_own_containers_share_no_disk(images: dict[str, str], podm
                                       1200, interval_s=5)
             assert champion["alias"] == "champion", champion
             run_containers = [c for c in json.loads(stack.podman("ps", "-a", "--format", "json").stdout)
-                              if "execute_run" in " ".join(c.get("Command") or [])]
+                              if "dagster/run_id" in (c.get("Labels") or {}) and c["Id"][:12] not in before]
             assert len(run_containers) >= 4, [c.get("Names") for c in run_containers]  # windows, split, ..., model
             for c in run_containers:
                 mounts = json.loads(stack.podman("inspect", "--format", "{{json .Mounts}}", c["Id"]).stdout)
@@ -259,6 +261,31 @@ def test_runs_in_their_own_containers_share_no_disk(images: dict[str, str], podm
     finally:
         weed.stop()
         shutil.rmtree(tmp_path / "s3", ignore_errors=True)
+        ours = sorted(set(_run_containers(images)) - before)  # kept by the launcher (auto_remove: false)
+        if ours:
+            subprocess.run(["podman", "rm", "-f", *ours], env=os.environ | _podman_env(images), capture_output=True,
+                           timeout=120)
+        _remove_fixed_names(images)
+
+
+def _remove_fixed_names(images: dict[str, str]) -> None:
+    """The volumes and network deploy/docker-compose.docker-runs.yml names for run containers (bind volumes:
+    removing them leaves the folders they point at)."""
+    env = os.environ | _podman_env(images)
+    subprocess.run(["podman", "volume", "rm", "-f", "har-raw", "har-settings"], env=env, capture_output=True,
+                   timeout=60)
+    subprocess.run(["podman", "network", "rm", "-f", "har-net"], env=env, capture_output=True, timeout=60)
+
+
+def _podman_env(images: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in images.items() if k == "CONTAINERS_CONF"}
+
+
+def _run_containers(images: dict[str, str]) -> list[str]:
+    """The containers the Docker run launcher started (it labels each with its run id)."""
+    out = subprocess.run(["podman", "ps", "-a", "--filter", "label=dagster/run_id", "--format", "{{.ID}}"],
+                         env=os.environ | _podman_env(images), capture_output=True, text=True, timeout=60)
+    return out.stdout.split()
 
 
 def _s3_keys(endpoint: str) -> list[str]:
