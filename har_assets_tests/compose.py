@@ -37,16 +37,15 @@ def missing_engine() -> str | None:
     return None
 
 
-def timed(phases: dict[str, float], name: str) -> contextlib.AbstractContextManager:
-    @contextlib.contextmanager
-    def phase() -> Iterator[None]:
-        t0 = time.monotonic()
-        try:
-            yield
-        finally:
-            phases[name] = time.monotonic() - t0
-            print(f"compose stack: {name}: {phases[name]:.1f} s", file=sys.stderr, flush=True)
-    return phase()
+@contextlib.contextmanager
+def timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Record how long the block took as `phases[name]`, and print it."""
+    t0 = time.monotonic()
+    try:
+        yield
+    finally:
+        phases[name] = time.monotonic() - t0
+        print(f"compose stack: {name}: {phases[name]:.1f} s", file=sys.stderr, flush=True)
 
 
 def build_images(phases: dict[str, float]) -> dict[str, str]:

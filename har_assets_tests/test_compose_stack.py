@@ -74,8 +74,7 @@ def _secrets(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _stack(name: str, env_file: Path, files: list[Path], images: dict[str, str], logs: Path) -> Iterator[ComposeStack]:
-    stack = ComposeStack(f"har{name}{os.getpid()}", env_file, files, {k: v for k, v in images.items()
-                                                                       if k == "CONTAINERS_CONF"}, logs)
+    stack = ComposeStack(f"har{name}{os.getpid()}", env_file, files, _podman_env(images), logs)
     try:
         yield stack
     finally:
@@ -203,7 +202,7 @@ def podman_api(tmp_path: Path, images: dict[str, str]) -> Iterator[str]:
     """`podman system service`: the Docker API the Docker run launcher speaks, on a socket of this test."""
     socket = tmp_path / "podman.sock"
     proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket}"],
-                            env=os.environ | {k: v for k, v in images.items() if k == "CONTAINERS_CONF"},
+                            env=os.environ | _podman_env(images),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
