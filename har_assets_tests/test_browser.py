@@ -330,27 +330,33 @@ def test_model_evaluation_page_shows_the_confusion_matrix(page, ui: Ui) -> None:
     for label in ("accuracy", "macro_f1", "per_class", "versus_baselines"):
         table.get_by_text(label, exact=True).first.wait_for()
     _shot(page, ui, "05-dagster-model-evaluation")
-    row = table.locator("tr").filter(has=page.get_by_text("confusion_matrix", exact=True))
-    row.get_by_text("[Show Markdown]").click()
-    image = page.get_by_role("dialog").locator("img").first
-    image.wait_for()
-    assert image.get_attribute("src").startswith("data:image/png;base64,")
-    complete, width, height = image.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]")
-    assert complete and width > 200 and height > 200, (width, height)  # decoded: a real picture, not a broken icon
+    width, height = _open_image(page, table, "confusion_matrix")
+    assert width > 200 and height > 200, (width, height)  # decoded: a real picture, not a broken icon
     assert meta["mlflow_run_id"], meta
     _shot(page, ui, "06-dagster-confusion-matrix")
     assert not ui.blocked, ui.blocked
 
 
 def _open_image(page, table, label: str) -> tuple[int, int]:
-    """Open a markdown metadata entry's dialog and wait until its image has really loaded: (width, height)."""
+    """Open a markdown metadata entry's dialog and wait until its PNG has really been decoded: (width, height).
+
+    The asset page re-renders when a new event arrives (the daemon keeps working), which can close an open
+    dialog: the entry is then opened again, up to three times, before the picture counts as missing.
+    """
     row = table.locator("tr").filter(has=page.get_by_text(label, exact=True)).first
-    row.get_by_text("[Show Markdown]").click()
-    image = page.get_by_role("dialog").locator("img").first
-    image.wait_for()
-    assert image.get_attribute("src").startswith("data:image/png;base64,")
-    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=image.element_handle())
-    return tuple(image.evaluate("i => [i.naturalWidth, i.naturalHeight]"))
+    dialog = page.get_by_role("dialog")
+    decoded = """() => { const i = document.querySelector('[role=dialog] img');
+        return i && i.complete && i.naturalWidth > 0 ? [i.src.slice(0, 22), i.naturalWidth, i.naturalHeight] : null }"""
+    for _ in range(3):
+        if not dialog.count():
+            row.get_by_text("[Show Markdown]").click()
+        try:
+            src, width, height = page.wait_for_function(decoded, timeout=20_000).json_value()
+        except playwright_api.TimeoutError:
+            continue
+        assert src == "data:image/png;base64,", (label, src)
+        return width, height
+    raise AssertionError(f"{label}: no decoded picture in its dialog after three tries")
 
 
 def _close_dialog(page) -> None:
