@@ -202,8 +202,9 @@ def check_rows(pid: str, file: str, table: pl.DataFrame, limits: ReadLimits) -> 
                            "to read it)")
 
 
-def _first_bad_row(mask: pl.Series) -> int:
-    return int(np.flatnonzero(mask.to_numpy())[0]) + FIRST_DATA_ROW
+def _first_bad_row(mask: pl.Series, first_row: int = FIRST_DATA_ROW) -> int:
+    """The spreadsheet row of a table's first True, the table's first row being `first_row`."""
+    return int(np.flatnonzero(mask.to_numpy())[0]) + first_row
 
 
 def parse_utc_ms(values: pl.Series) -> pl.Series:
@@ -220,7 +221,8 @@ def parse_utc_ms(values: pl.Series) -> pl.Series:
     return pl.select(pl.coalesce(parsed)).to_series()
 
 
-def parse_times(pid: str, file: str, values: pl.Series, unreadable: str) -> pl.Series:
+def parse_times(pid: str, file: str, values: pl.Series, unreadable: str, first_row: int = FIRST_DATA_ROW
+                ) -> pl.Series:
     """`parse_utc_ms` of a time column, refusing at the first bad cell: non-finite, milliseconds (or finer) where
     the contract has Unix seconds, unreadable (the message is `unreadable`, `{value}` standing for the cell), before
     2000 or in the future."""
@@ -228,8 +230,8 @@ def parse_times(pid: str, file: str, values: pl.Series, unreadable: str) -> pl.S
     def first_of(bad: pl.Series, problem: str) -> None:
         bad = bad.fill_null(False)
         if bad.any():
-            row = _first_bad_row(bad)
-            value = values[row - FIRST_DATA_ROW]
+            row = _first_bad_row(bad, first_row)
+            value = values[row - first_row]
             raise RawDataError(pid, file, problem.format(value=repr(value)), field=values.name, row=row)
 
     number = values.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
@@ -244,13 +246,13 @@ def parse_times(pid: str, file: str, values: pl.Series, unreadable: str) -> pl.S
     return parsed
 
 
-def _parse_list_cells(pid: str, file: str, table: pl.DataFrame, column: str) -> pl.Series:
+def _parse_list_cells(pid: str, file: str, table: pl.DataFrame, column: str, first_row: int) -> pl.Series:
     """Parse `[0, 40, 80]` or `["0","40","80"]` cells into a list[f64] column."""
     text = table[column].cast(pl.String).str.strip_chars()
     bracketed = text.str.starts_with("[") & text.str.ends_with("]")
     if not bracketed.fill_null(False).all():
-        row = _first_bad_row(~bracketed.fill_null(False))
-        raise RawDataError(pid, file, f"expected a list like [0, 40, 80], got {text[row - FIRST_DATA_ROW]!r}",
+        row = _first_bad_row(~bracketed.fill_null(False), first_row)
+        raise RawDataError(pid, file, f"expected a list like [0, 40, 80], got {text[row - first_row]!r}",
                            field=column, row=row)
     items = (
         text.str.slice(1, text.str.len_chars() - 2)
@@ -260,8 +262,8 @@ def _parse_list_cells(pid: str, file: str, table: pl.DataFrame, column: str) -> 
     )
     bad = items.list.eval(pl.element().is_null()).list.any()
     if bad.any():
-        row = _first_bad_row(bad)
-        raise RawDataError(pid, file, f"list holds an empty or non-numeric item: {text[row - FIRST_DATA_ROW]!r}",
+        row = _first_bad_row(bad, first_row)
+        raise RawDataError(pid, file, f"list holds an empty or non-numeric item: {text[row - first_row]!r}",
                            field=column, row=row)
     return items
 
@@ -269,39 +271,47 @@ def _parse_list_cells(pid: str, file: str, table: pl.DataFrame, column: str) -> 
 def read_sensor_file(pid: str, path: Path, sensor: str, to_si: float,
                      limits: ReadLimits = DEFAULT_LIMITS) -> pl.DataFrame:
     """Explode one batch export into samples: t_ms, x, y, z in SI units, strictly increasing time."""
-    file = path.name
-    table = load_table(pid, path, limits)
+    samples = sensor_samples(pid, path.name, load_table(pid, path, limits), sensor, to_si)
+    check_increasing(pid, path.name, samples)
+    return samples.drop("row")
+
+
+def sensor_samples(pid: str, file: str, table: pl.DataFrame, sensor: str, to_si: float,
+                   first_row: int = FIRST_DATA_ROW) -> pl.DataFrame:
+    """Validate rows of a batch export (the first being spreadsheet row `first_row`) and explode them into
+    samples: t_ms, x, y, z in SI units, and the row each came from. Time order is `check_increasing`'s."""
     value_columns = VALUE_COLUMNS[sensor]
     missing = [c for c in (*TIME_COLUMNS, *value_columns) if c not in table.columns]
     if missing:
         raise RawDataError(pid, file, f"missing column(s) {', '.join(missing)}; found {', '.join(table.columns)}")
 
     start = parse_times(pid, file, table["timestamp"], "timestamp {value} (expected e.g. '03/24/2025, 07:52:19 AM', "
-                        "'2025-03-24 07:52:19' or Unix seconds)")
+                        "'2025-03-24 07:52:19' or Unix seconds)", first_row)
     ms = table["timestamp_ms"].cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
     bad_ms = ms.is_null() | ~ms.is_finite().fill_null(False) | (ms < 0) | (ms >= 1000)
     if bad_ms.any():
-        row = _first_bad_row(bad_ms)
+        row = _first_bad_row(bad_ms, first_row)
         raise RawDataError(pid, file, f"timestamp_ms must be a number of milliseconds 0-999, got "
-                           f"{table['timestamp_ms'][row - FIRST_DATA_ROW]!r}", field="timestamp_ms", row=row)
+                           f"{table['timestamp_ms'][row - first_row]!r}", field="timestamp_ms", row=row)
 
-    offsets = _parse_list_cells(pid, file, table, "sample_time_offset")
+    offsets = _parse_list_cells(pid, file, table, "sample_time_offset", first_row)
     n_per_row = offsets.list.len()
     if (n_per_row == 0).any():
-        raise RawDataError(pid, file, "empty batch", field="sample_time_offset", row=_first_bad_row(n_per_row == 0))
+        raise RawDataError(pid, file, "empty batch", field="sample_time_offset",
+                           row=_first_bad_row(n_per_row == 0, first_row))
     lists = {}
     for axis, column in zip("xyz", value_columns, strict=True):
-        values = _parse_list_cells(pid, file, table, column)
+        values = _parse_list_cells(pid, file, table, column, first_row)
         mismatch = values.list.len() != n_per_row
         if mismatch.any():
-            row = _first_bad_row(mismatch)
-            raise RawDataError(pid, file, f"list has {values.list.len()[row - FIRST_DATA_ROW]} values but "
-                               f"sample_time_offset has {n_per_row[row - FIRST_DATA_ROW]}", field=column, row=row)
+            row = _first_bad_row(mismatch, first_row)
+            raise RawDataError(pid, file, f"list has {values.list.len()[row - first_row]} values but "
+                               f"sample_time_offset has {n_per_row[row - first_row]}", field=column, row=row)
         lists[axis] = values
 
     samples = pl.DataFrame(
         {
-            "row": pl.int_range(FIRST_DATA_ROW, table.height + FIRST_DATA_ROW, eager=True),
+            "row": pl.int_range(first_row, table.height + first_row, eager=True),
             "t_ms": start + ms,
             "offset": offsets,
             **lists,
@@ -317,20 +327,26 @@ def read_sensor_file(pid: str, path: Path, sensor: str, to_si: float,
     if bad_t.any():
         raise RawDataError(pid, file, "offset is NaN or infinite", field="sample_time_offset",
                            row=int(samples["row"].filter(bad_t)[0]))
-    step = samples["t_ms"].diff().slice(1)
-    not_increasing = step <= 0
-    if not_increasing.any():
-        i = int(np.flatnonzero(not_increasing.to_numpy())[0])
-        times = samples["t_ms"].to_numpy()
+    return samples.select("t_ms", *(pl.col(a) * to_si for a in "xyz"), "row")
+
+
+def check_increasing(pid: str, file: str, samples: pl.DataFrame, before: np.ndarray | None = None) -> None:
+    """Refuse sample times that are not strictly increasing, naming the row. `before`: the times of the
+    samples read just before these (a streamed file's previous chunk), which these must follow."""
+    times = samples["t_ms"].to_numpy()
+    if before is not None and before.size:
+        times = np.concatenate((before, times))
+    step = np.diff(times)
+    not_increasing = np.flatnonzero(step <= 0)
+    if not_increasing.size:
+        i = int(not_increasing[0])
         if np.isin(times[i + 1], times[: i + 1]):
             kind = "duplicated: this sample time already occurred"
         else:
             kind = f"going back in time by {-step[i]:g} ms"
+        row = samples["row"][i + 1 - (times.size - samples.height)]
         raise RawDataError(pid, file, f"sample timestamps not strictly increasing ({kind})",
-                           field="sample_time_offset", row=int(samples["row"][i + 1]))
-    return samples.select(
-        "t_ms", *(pl.col(a) * to_si for a in "xyz")
-    )
+                           field="sample_time_offset", row=int(row))
 
 
 def read_labels(pid: str, path: Path, cfg: PreprocessConfig, limits: ReadLimits = DEFAULT_LIMITS) -> pl.DataFrame:
