@@ -18,6 +18,8 @@ from har_assets_tests.objectstore_server import SeaweedFS
 from har_assets_tests.stack import BIN, LOOPBACK, Processes, artifacts_dir, base_env, free_port, http_ok, wait_until
 from har_assets_tests.trainfiles import write_two_class_participant
 
+pytestmark = pytest.mark.slow
+
 PARTICIPANTS = 4
 DOWN_S = 8.0
 

@@ -15,6 +15,8 @@ from har_assets.cli import local_instance_yaml, main, prepare_home
 from har_assets.home import HarHome
 from har_assets_tests.rawfiles import write_participant
 
+pytestmark = pytest.mark.slow
+
 HAR = [sys.executable, "-m", "har_assets.cli"]
 
 

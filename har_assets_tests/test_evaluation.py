@@ -12,6 +12,8 @@ from har_assets.cli import main
 from har_assets_tests.rawfiles import T0, edit_cell, labels_table
 from har_assets_tests.trainfiles import write_two_class_participant
 
+pytestmark = pytest.mark.slow
+
 PEOPLE = ["p01", "p02", "p03", "p04", "p05"]
 FAST = ["--set", "model.conv_filters=4", "--set", "model.lstm_units=4", "--set", "train.epochs=2",
         "--set", "train.batch_size=16", "--set", "window_step=50", "--set", "train.num_threads=1",

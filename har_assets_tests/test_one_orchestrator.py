@@ -19,6 +19,8 @@ from har_assets_tests.rawfiles import age
 from har_assets_tests.stack import BIN, LOOPBACK, artifacts_dir, base_env, free_port, processes, wait_until
 from har_assets_tests.trainfiles import write_two_class_participant
 
+pytestmark = pytest.mark.slow
+
 LABELLED = ["p01", "p02", "p03", "p04", "p05"]
 PEOPLE = [*LABELLED, "u01"]
 TRAINING = {"split": {"validation_share": 0.2},

@@ -30,6 +30,8 @@ from har_assets.pipeline_run import run_pipeline
 from har_assets.settings import HarSettings
 from har_assets_tests.trainfiles import write_two_class_participant
 
+pytestmark = pytest.mark.slow
+
 ASSETS = [*PREPROCESSING_ASSETS, *TRAINING_ASSETS]
 SETTINGS = HarSettings(home=Path("unused-home"), retrain_cron="0 * * * *")
 DEFS = build_definitions(SETTINGS)

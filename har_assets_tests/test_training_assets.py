@@ -36,6 +36,8 @@ from har_assets.signal.windowing import WindowSet
 from har_assets_tests.rawfiles import edit_cell
 from har_assets_tests.trainfiles import write_two_class_participant
 
+pytestmark = pytest.mark.slow
+
 LABELLED = ["p01", "p02", "p03", "p04", "p05"]
 TINY = ModelConfig(conv_filters=8, conv_layers=2, lstm_units=8, dropout=0.1)
 GOOD = TrainConfig(epochs=4, batch_size=16, lr=3e-3, patience=4, device="cpu")
