@@ -99,7 +99,7 @@ def raw_metadata(rec: RawRecording, cfg: PreprocessConfig) -> dict:
 
 
 @participant_asset(
-    group_name=GROUP, io_manager_key=TABLE_IO, code_version="fused-2", kinds={"polars"},
+    group_name=GROUP, io_manager_key=TABLE_IO, code_version="fused-3", kinds={"polars"},
     check_specs=partitioned_specs("fused_recording", checks.FUSED_CHECKS),
     description="Accelerometer and gyroscope interpolated onto one uniform clock at target_hz, split into "
                 "segments at gaps (never interpolated across), with each sample's activity label. A sensor "
@@ -137,7 +137,7 @@ def fused_recording(context: dg.AssetExecutionContext, raw_recording: OneOrBatch
 
 
 @participant_asset(
-    group_name=GROUP, io_manager_key=TABLE_IO, code_version="filtered-1", kinds={"scipy"},
+    group_name=GROUP, io_manager_key=TABLE_IO, code_version="filtered-2", kinds={"scipy"},
     check_specs=partitioned_specs("filtered_recording", checks.FILTERED_CHECKS),
     description="Gravity handled per the config (remove / keep / separate), zero-phase Butterworth per segment.",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -42,13 +43,57 @@ def _filtfilt(sos: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
     return y[padlen:len(y) - padlen] if padlen else y
 
 
-def zero_phase(sos: np.ndarray, x: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Filter the rows of x (n, k) forward and backward, each run [bounds[i], bounds[i+1]) on its own."""
-    out = np.empty_like(x)
+FILTER_BLOCK = 1 << 17  # rows: a longer gap-free run is filtered in blocks of this many (see filtered_rows)
+
+
+def settle_samples(sos: np.ndarray) -> int:
+    """Samples after which the filter's impulse response stays below float64 resolution of its peak: how far
+    a filtered value can depend on an input."""
+    return _settle(np.ascontiguousarray(sos, dtype=np.float64).tobytes(), len(sos))
+
+
+@lru_cache(maxsize=32)
+def _settle(sos_bytes: bytes, sections: int) -> int:
+    from scipy.signal import sosfilt
+
+    sos = np.frombuffer(sos_bytes).reshape(sections, 6).copy()
+    n = 1024
+    while True:
+        impulse = np.zeros(n)
+        impulse[0] = 1.0
+        h = np.abs(sosfilt(sos, impulse))
+        last = int(np.flatnonzero(h > np.finfo(np.float64).eps * h.max())[-1])
+        if last < n // 2:
+            return last + 1
+        n *= 2
+
+
+def filtered_rows(sos: np.ndarray, read: Callable[[int, int], np.ndarray], n: int, lo: int, hi: int) -> np.ndarray:
+    """Rows [lo, hi) of a gap-free run of n rows filtered forward and backward; `read(a, b)` gives the run's rows
+    [a, b) (k columns). A run of up to FILTER_BLOCK rows is filtered whole. A longer one is filtered in blocks of
+    FILTER_BLOCK rows from its start, each with `settle_samples` of its neighbours on either side (to rounding,
+    what a pass over the whole run gives): so its values are the same whether the run is held in memory or read
+    a block at a time."""
     default_pad = 3 * (2 * len(sos) + 1)
+    if n <= FILTER_BLOCK:
+        x = read(0, n)
+        return (_filtfilt(sos, x, min(default_pad, n - 1)) if n > 1 else x)[lo:hi]
+    margin = settle_samples(sos)
+    parts = []
+    for block in range(lo // FILTER_BLOCK, (hi - 1) // FILTER_BLOCK + 1):
+        first, end = block * FILTER_BLOCK, min((block + 1) * FILTER_BLOCK, n)
+        a, b = max(first - margin, 0), min(end + margin, n)
+        y = _filtfilt(sos, read(a, b), min(default_pad, b - a - 1))
+        parts.append(y[max(lo, first) - a: min(hi, end) - a])
+    return np.concatenate(parts)
+
+
+def zero_phase(sos: np.ndarray, x: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Filter the rows of x (n, k) forward and backward, each run [bounds[i], bounds[i+1]) on its own
+    (`filtered_rows`)."""
+    out = np.empty_like(x)
     for lo, hi in itertools.pairwise(bounds):
-        n = hi - lo
-        out[lo:hi] = _filtfilt(sos, x[lo:hi], min(default_pad, n - 1)) if n > 1 else x[lo:hi]
+        out[lo:hi] = filtered_rows(sos, lambda a, b, lo=lo: x[lo + a: lo + b], hi - lo, 0, hi - lo)
     return out
 
 

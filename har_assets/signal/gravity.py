@@ -18,20 +18,32 @@ ACC = ("acc_x", "acc_y", "acc_z")
 GRAVITY = ("grav_x", "grav_y", "grav_z")
 
 
+def gravity_filter(cfg: PreprocessConfig) -> np.ndarray | None:
+    """The Butterworth filter `cfg.gravity` runs on the accelerometer (high-pass for remove, low-pass giving
+    gravity for separate), None for keep."""
+    if cfg.gravity is GravityMode.KEEP:
+        return None
+    kind = "highpass" if cfg.gravity is GravityMode.REMOVE else "lowpass"
+    return butter_sos(cfg.filter_order, cfg.highpass_cutoff_hz, cfg.target_hz, kind)
+
+
+def gravity_split(acc: np.ndarray, filtered: np.ndarray, cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    """The columns `cfg.gravity` replaces or adds, from acc (n, 3) and `gravity_filter`'s output on it."""
+    if cfg.gravity is GravityMode.REMOVE:
+        return {name: filtered[:, i] for i, name in enumerate(ACC)}
+    body = acc - filtered
+    return {**{name: body[:, i] for i, name in enumerate(ACC)},
+            **{name: filtered[:, i] for i, name in enumerate(GRAVITY)}}
+
+
 def gravity_columns(columns: Mapping[str, np.ndarray], cfg: PreprocessConfig) -> dict[str, np.ndarray]:
     """The accelerometer columns `cfg.gravity` replaces or adds, from the fused columns (acc_x..z, segment):
     none for keep; acc_x..z as body acceleration for remove; those and grav_x..z for separate."""
-    if cfg.gravity is GravityMode.KEEP:
+    sos = gravity_filter(cfg)
+    if sos is None:
         return {}
     acc = np.column_stack([columns[c] for c in ACC])
-    bounds = segment_bounds(columns["segment"])
-    if cfg.gravity is GravityMode.REMOVE:
-        body = zero_phase(butter_sos(cfg.filter_order, cfg.highpass_cutoff_hz, cfg.target_hz, "highpass"), acc, bounds)
-        return {name: body[:, i] for i, name in enumerate(ACC)}
-    gravity = zero_phase(butter_sos(cfg.filter_order, cfg.highpass_cutoff_hz, cfg.target_hz, "lowpass"), acc, bounds)
-    body = acc - gravity
-    return {**{name: body[:, i] for i, name in enumerate(ACC)},
-            **{name: gravity[:, i] for i, name in enumerate(GRAVITY)}}
+    return gravity_split(acc, zero_phase(sos, acc, segment_bounds(columns["segment"])), cfg)
 
 
 def apply_gravity_handling(fused: pl.DataFrame, cfg: PreprocessConfig) -> pl.DataFrame:

@@ -82,23 +82,23 @@ def window_labels(sample_labels: np.ndarray, starts: np.ndarray, size: int, cove
     return out.astype(str)
 
 
-def windows_from_columns(columns: Mapping[str, np.ndarray], sample_labels: np.ndarray | None,
-                         cfg: PreprocessConfig) -> WindowSet:
-    """Slide `window_size` samples by `window_step` within each segment; never across a boundary.
-
-    `columns` holds t_ms, segment and the channels; `sample_labels` the activity per sample (None where nothing
-    is labelled).
-    """
-    channels = cfg.channels
-    values = np.column_stack([columns[c] for c in channels]).astype(np.float32)
-    t_ms, segment = columns["t_ms"], columns["segment"]
-    bounds = segment_bounds(segment) if t_ms.size else np.array([0])
+def window_starts(segment: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Row of each window's first sample: every `window_step` from each segment's first row, whole windows only."""
+    bounds = segment_bounds(segment) if segment.size else np.array([0])
     size, step = cfg.window_size, cfg.window_step
-    starts = np.concatenate(
+    return np.concatenate(
         [np.arange(lo, hi - size + 1, step) for lo, hi in itertools.pairwise(bounds)]
         or [np.empty(0, dtype=np.int64)]
     ).astype(np.int64)
+
+
+def windows_at(columns: Mapping[str, np.ndarray], sample_labels: np.ndarray | None, starts: np.ndarray,
+               cfg: PreprocessConfig) -> WindowSet:
+    """The windows whose first samples are the rows `starts` of `columns` (t_ms, segment and the channels)."""
+    channels, size = cfg.channels, cfg.window_size
+    t_ms, segment = columns["t_ms"], columns["segment"]
     if starts.size:
+        values = np.column_stack([columns[c] for c in channels]).astype(np.float32)
         X = np.ascontiguousarray(sliding_window_view(values, size, axis=0)[starts].transpose(0, 2, 1))
         labels = (np.full(starts.size, UNLABELED, dtype=str) if sample_labels is None
                   else window_labels(sample_labels, starts, size, cfg.label_coverage))
@@ -107,6 +107,16 @@ def windows_from_columns(columns: Mapping[str, np.ndarray], sample_labels: np.nd
         labels = np.empty(0, dtype=str)
     return WindowSet(X=X, labels=labels, start_ms=t_ms[starts], end_ms=t_ms[starts + size - 1] if starts.size
                      else np.empty(0), segment=segment[starts], channels=channels)
+
+
+def windows_from_columns(columns: Mapping[str, np.ndarray], sample_labels: np.ndarray | None,
+                         cfg: PreprocessConfig) -> WindowSet:
+    """Slide `window_size` samples by `window_step` within each segment; never across a boundary.
+
+    `columns` holds t_ms, segment and the channels; `sample_labels` the activity per sample (None where nothing
+    is labelled).
+    """
+    return windows_at(columns, sample_labels, window_starts(columns["segment"], cfg), cfg)
 
 
 def make_windows(frame: pl.DataFrame, cfg: PreprocessConfig) -> WindowSet:
