@@ -68,24 +68,30 @@ def _settle(sos_bytes: bytes, sections: int) -> int:
         n *= 2
 
 
-def filtered_rows(sos: np.ndarray, read: Callable[[int, int], np.ndarray], n: int, lo: int, hi: int) -> np.ndarray:
+def filtered_rows(sos: np.ndarray, read: Callable[[int, int], np.ndarray], n: int, lo: int, hi: int,
+                  done: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """Rows [lo, hi) of a gap-free run of n rows filtered forward and backward; `read(a, b)` gives the run's rows
     [a, b) (k columns). A run of up to FILTER_BLOCK rows is filtered whole. A longer one is filtered in blocks of
     FILTER_BLOCK rows from its start, each with `settle_samples` of its neighbours on either side (to rounding,
     what a pass over the whole run gives): so its values are the same whether the run is held in memory or read
-    a block at a time."""
+    a block at a time. `done` (for one run) keeps the last two blocks filtered, for calls that walk the run."""
     default_pad = 3 * (2 * len(sos) + 1)
-    if n <= FILTER_BLOCK:
-        x = read(0, n)
-        return (_filtfilt(sos, x, min(default_pad, n - 1)) if n > 1 else x)[lo:hi]
-    margin = settle_samples(sos)
+    margin = settle_samples(sos) if n > FILTER_BLOCK else 0
     parts = []
     for block in range(lo // FILTER_BLOCK, (hi - 1) // FILTER_BLOCK + 1):
         first, end = block * FILTER_BLOCK, min((block + 1) * FILTER_BLOCK, n)
-        a, b = max(first - margin, 0), min(end + margin, n)
-        y = _filtfilt(sos, read(a, b), min(default_pad, b - a - 1))
-        parts.append(y[max(lo, first) - a: min(hi, end) - a])
-    return np.concatenate(parts)
+        if done is None or block not in done:
+            a, b = max(first - margin, 0), min(end + margin, n)
+            x = read(a, b)
+            y = (_filtfilt(sos, x, min(default_pad, b - a - 1)) if b - a > 1 else x)[first - a: end - a]
+            if done is not None:
+                for old in [k for k in done if k < block - 1]:
+                    del done[old]
+                done[block] = y
+        else:
+            y = done[block]
+        parts.append(y[max(lo, first) - first: min(hi, end) - first])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def zero_phase(sos: np.ndarray, x: np.ndarray, bounds: np.ndarray) -> np.ndarray:

@@ -62,8 +62,12 @@ def continuous_spans(t_ms: np.ndarray, max_gap_ms: float) -> np.ndarray:
 def measured_hz(t_ms: np.ndarray) -> float:
     """Native rate from the median sample interval (NaN for fewer than two samples)."""
     steps = np.diff(t_ms)
-    median = float(np.median(steps)) if steps.size else float("nan")
-    return 1000.0 / median if median > 0 else float("nan")
+    return hz_of_interval(float(np.median(steps)) if steps.size else float("nan"))
+
+
+def hz_of_interval(median_ms: float) -> float:
+    """The rate (Hz) of a median sample interval in ms (NaN for none)."""
+    return 1000.0 / median_ms if median_ms > 0 else float("nan")
 
 
 def antialias_cutoff(native_hz: float, cfg: PreprocessConfig) -> float | None:
