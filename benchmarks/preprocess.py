@@ -2,6 +2,7 @@
 
     python benchmarks/preprocess.py                      # 10, 60, 240-minute participants + backfill
     python benchmarks/preprocess.py --minutes 10 --skip-backfill
+    python benchmarks/preprocess.py --long 1 24 168      # hours: read and windowed a block at a time, vs whole
 
 Each measurement runs in a fresh process so its peak RSS is its own. The backfill part writes
 30 demo participants (30 minutes each) into a temporary HAR_HOME, submits a backfill of the
@@ -14,7 +15,6 @@ import argparse
 import ast
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,12 +25,15 @@ from pathlib import Path
 
 from har_assets.cli import local_instance_yaml
 from har_assets.config import PreprocessConfig
-from har_assets.demo import write_demo_dataset
+from har_assets.demo import write_demo_dataset, write_demo_participant
 from har_assets.raw.layout import locate_files
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS since it started its program (VmHWM). Not ru_maxrss: Linux carries that across
+    exec from the forked copy of the parent, so a child of a large parent would report the parent's size."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 def _stages(folder: str) -> dict:
@@ -56,6 +59,80 @@ def _stages(folder: str) -> dict:
     t["total"] = time.perf_counter() - start
     return {"seconds": t, "raw_samples": rec.accel.height + rec.gyro.height, "windows": len(ws),
             "peak_rss_mb": _peak_rss_mb()}
+
+
+def _chunked(folder: str, spool_dir: str, out: str) -> dict:
+    """The streamed path: spool both sensors block by block, then windows block by block (saved to `out`)."""
+
+    from har_assets.raw.stream import spool_participant
+    from har_assets.signal.chunked import chunked_recording
+
+    cfg = PreprocessConfig()
+    start = time.perf_counter()
+    rec = spool_participant(locate_files(Path(folder)), cfg, Path(spool_dir))
+    read_s = time.perf_counter() - start
+    chunked = chunked_recording(rec.accel, rec.gyro, rec.labels, cfg)
+    windows = 0
+    with open(out, "wb") as sink:
+        for block in chunked.blocks():
+            windows += len(block)
+            block.X.tofile(sink)
+    stats = chunked.stats
+    hours = (max(stats.accel.last_ms, stats.gyro.last_ms) - min(stats.accel.first_ms, stats.gyro.first_ms)) / 3.6e6
+    return {"read_s": read_s, "total_s": time.perf_counter() - start, "windows": windows, "hours": hours,
+            "raw_samples": rec.accel.rows + rec.gyro.rows, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _whole(folder: str, out: str) -> dict:
+    """The whole-recording pass, its windows saved to `out` to compare."""
+    from har_assets.raw.reader import read_participant
+    from har_assets.signal.pipeline import preprocess
+
+    cfg = PreprocessConfig()
+    start = time.perf_counter()
+    windows, _ = preprocess(read_participant(Path(folder), cfg), cfg)
+    seconds = time.perf_counter() - start
+    windows.X.tofile(out)
+    return {"total_s": seconds, "windows": len(windows), "peak_rss_mb": _peak_rss_mb()}
+
+
+def bench_long(hours: list[float], formats: list[str], whole_up_to_h: float, workdir: Path) -> None:
+    """Issue targets: peak RSS <= 1.5 GB, per-hour cost within 20 % from 1 h to 7 days, chunked = whole."""
+    print("## Long recordings, read and windowed a block at a time (fresh process per measurement)\n")
+    print("| format | hours | raw MB | raw samples | read s | total s | s per hour | windows | peak RSS MB "
+          "| whole s | whole peak RSS MB | windows identical |")
+    print("|" + "---|" * 12)
+    per_hour: dict[str, list[float]] = {}
+    peaks = []
+    for fmt in formats:
+        for h in hours:
+            out = workdir / f"{fmt}-{h:g}h"
+            try:  # in a child: this process stays small
+                _in_child(write_demo_participant, out / "p", 0, seed=7, minutes=h * 60, fmt=fmt)
+            except ValueError as exc:  # e.g. longer than one worksheet holds
+                print(f"| {fmt} | {h:g} | not written: {exc} |" + " |" * 9, flush=True)
+                continue
+            folder = str(out / "p")
+            raw_mb = sum(f.stat().st_size for f in (out / "p").iterdir()) / 1e6
+            ours = _in_child(_chunked, folder, str(out / "spool"), str(out / "chunked.f32"))
+            shutil.rmtree(out / "spool")
+            recorded = ours["hours"]  # from the first to the last sample
+            per_hour.setdefault(fmt, []).append(ours["total_s"] / recorded)
+            peaks.append(ours["peak_rss_mb"])
+            whole_s = whole_mb = same = "-"
+            if h <= whole_up_to_h:
+                whole = _in_child(_whole, folder, str(out / "whole.f32"))
+                whole_s, whole_mb = f"{whole['total_s']:.1f}", f"{whole['peak_rss_mb']:.0f}"
+                same = "yes" if (out / "chunked.f32").read_bytes() == (out / "whole.f32").read_bytes() else "NO"
+            print(f"| {fmt} | {recorded:.1f} | {raw_mb:,.0f} | {ours['raw_samples']:,} | {ours['read_s']:.1f} "
+                  f"| {ours['total_s']:.1f} | {ours['total_s'] / recorded:.2f} | {ours['windows']:,} "
+                  f"| {ours['peak_rss_mb']:.0f} | {whole_s} | {whole_mb} | {same} |", flush=True)
+            shutil.rmtree(out)
+    print(f"\n- peak RSS: at most {max(peaks):.0f} MB (target 1,536 MB): {'met' if max(peaks) <= 1536 else 'MISSED'}")
+    for fmt, costs in per_hour.items():
+        spread = max(costs) / min(costs) - 1
+        print(f"- {fmt}: seconds per hour from {min(costs):.2f} to {max(costs):.2f}, {spread:.0%} apart "
+              f"(target within 20 %): {'met' if spread <= 0.2 else 'MISSED'}")
 
 
 def _read_only(folder: str, engine: str) -> dict:
@@ -96,9 +173,9 @@ def _pandas_baseline(folder: str) -> dict:
     return {"seconds": time.perf_counter() - start, "raw_samples": samples, "peak_rss_mb": _peak_rss_mb()}
 
 
-def _in_child(fn, *args) -> dict:
+def _in_child(fn, *args, **kwargs):
     with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(fn, args)
+        return pool.apply(fn, args, kwargs)
 
 
 def bench_stages(minutes: list[float], workdir: Path) -> None:
@@ -182,9 +259,17 @@ def main() -> None:
     parser.add_argument("--backfill-minutes", type=float, default=30)
     parser.add_argument("--backfill-timeout", type=float, default=1200)
     parser.add_argument("--skip-backfill", action="store_true")
+    parser.add_argument("--long", type=float, nargs="+", metavar="HOURS",
+                        help="only the long-recording benchmark, for these lengths in hours")
+    parser.add_argument("--formats", nargs="+", default=["csv", "xlsx"], choices=["csv", "xlsx"])
+    parser.add_argument("--whole-up-to", type=float, default=24.0, metavar="HOURS",
+                        help="also run the whole-recording pass (and compare) up to this length")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="har-bench-"))
     try:
+        if args.long:
+            bench_long(args.long, args.formats, args.whole_up_to, workdir)
+            return
         bench_stages(args.minutes, workdir)
         if not args.skip_backfill:
             bench_backfill(args.backfill_participants, args.backfill_minutes, workdir, args.backfill_timeout)

@@ -51,6 +51,7 @@ CHUNK = 60_000  # grid samples per step of the physics (5 min): bounds memory fo
 G = 9.80665  # m/s² per g
 FOREARM_M = 0.25  # elbow to watch: the lever that turns posture changes into wrist acceleration
 BATCH = 25  # samples per row, as a Garmin writes them
+XLSX_MAX_ROWS = 1_048_576  # rows of one worksheet, header included: ~72.8 h of 25-sample batches at 100 Hz
 NOMINAL_HZ = 100.0
 BOUT_S = (20.0, 60.0)
 PAUSE_S = (2.0, 5.0)
@@ -692,6 +693,9 @@ def _write_xlsx(table: pl.DataFrame, path: Path, created: datetime) -> None:
     """One sheet, header + one row per batch; list cells as (inline) strings, streamed row by row."""
     import xlsxwriter
 
+    if table.height + 1 > XLSX_MAX_ROWS:  # xlsxwriter would leave out the rest without a word
+        raise ValueError(f"{path.name}: {table.height:,} batches do not fit one worksheet ({XLSX_MAX_ROWS - 1:,} "
+                         "rows after the header); write a recording this long as CSV")
     options = {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
                "strings_to_urls": False}
     with xlsxwriter.Workbook(str(path), options) as book:

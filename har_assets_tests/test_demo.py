@@ -278,3 +278,16 @@ def test_still_classes_differ_by_posture_as_on_real_people(tmp_path: Path) -> No
 
     assert held_out_accuracy(still_windows("keep")) > 0.97  # the demo data before posture-true watches: 0.92
     assert held_out_accuracy(still_windows("remove")) < 0.7
+
+
+def test_a_recording_longer_than_one_worksheet_is_refused_as_xlsx(tmp_path: Path) -> None:
+    """A worksheet holds 1,048,576 rows (about 72.8 h of 25-sample batches at 100 Hz); xlsxwriter would drop the
+    rest silently."""
+    from datetime import datetime
+
+    from har_assets.demo import XLSX_MAX_ROWS, _write_xlsx
+
+    with pytest.raises(ValueError, match="do not fit one worksheet"):
+        _write_xlsx(pl.DataFrame({"timestamp": ["03/24/2025, 07:52:19 AM"] * XLSX_MAX_ROWS}), tmp_path / "a.xlsx",
+                    datetime(2025, 3, 24))
+    assert not (tmp_path / "a.xlsx").exists()

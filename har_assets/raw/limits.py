@@ -10,7 +10,8 @@ XML unpacks to about 2.5 GB (~1 KB a row, 4× the file). So:
 
 - `max_file_mb` 4096: a 7-day CSV with 1.8× to spare (3-decimal or quoted lists are longer).
 - `max_rows` 3,000,000: 8.7 days at 100 Hz.
-- `max_xlsx_mb` 4096: a 7-day workbook's XML with 1.7× to spare.
+- `max_xlsx_mb` 4096: a 7-day workbook's XML with 1.7× to spare. (One worksheet holds at most 1,048,576
+  rows, about 72.8 h of such batches: a longer recording comes as CSV.)
 - `max_xlsx_ratio` 100: real workbooks unpack to ~4× their size, even one whose every list is the same
   constant to ~40×; a decompression bomb (one row repeated) to 150-1000×: 300 k rows in a 1.2 MB file
   take 400 MB of memory to decode.
