@@ -71,7 +71,7 @@ def _chunked(folder: str, spool_dir: str, out: str) -> dict:
     start = time.perf_counter()
     rec = spool_participant(locate_files(Path(folder)), cfg, Path(spool_dir))
     read_s = time.perf_counter() - start
-    chunked = chunked_recording(rec.accel, rec.gyro, rec.labels, cfg)
+    chunked = chunked_recording(rec.participant, rec.accel, rec.gyro, rec.labels, cfg)
     windows = 0
     with open(out, "wb") as sink:
         for block in chunked.blocks():

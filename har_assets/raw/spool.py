@@ -19,6 +19,7 @@ class SampleSpool:
     """Samples t_ms (strictly increasing) and xyz of one sensor in two files under `folder`."""
 
     folder: Path
+    max_gap_ms: float  # a longer interval ends a gap-free run
     rows: int = 0
     block_rows: list[int] = field(default_factory=list)  # first row of each written block
     block_times: list[float] = field(default_factory=list)  # time of each block's first sample
@@ -30,7 +31,7 @@ class SampleSpool:
     def write(cls, folder: Path, blocks: Iterable[tuple[np.ndarray, np.ndarray]], max_gap_ms: float) -> SampleSpool:
         """Spool (t_ms, xyz) blocks, which must follow each other in time."""
         folder.mkdir(parents=True, exist_ok=True)
-        spool = cls(folder)
+        spool = cls(folder, max_gap_ms)
         last = None
         with open(spool._t_path, "wb") as t_file, open(spool._xyz_path, "wb") as xyz_file:
             for t_ms, xyz in blocks:

@@ -1,7 +1,8 @@
 """A sensor file read in blocks of rows, in memory bounded by a block, never by the recording.
 
 Each block is checked as the whole-file reader checks a file (`sensor_samples`, `check_increasing` across
-blocks), so an error names the same participant, file, field and spreadsheet row.
+blocks), so an error names the participant, file, field and spreadsheet row as it does. Where a file has
+several problems, the streamed read reports the first block's; the whole read may report another first.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def iter_table_blocks(pid: str, path: Path, limits: ReadLimits = DEFAULT_LIMITS,
         blocks = _csv_blocks(pid, path, csv_rows)
     seen = 0
     for _, block in blocks:
-        # rows without a value are left out and the rest numbered one after the other, as read_excel does
-        block = block.filter(~pl.all_horizontal(pl.all().is_null()))
+        if path.suffix == ".xlsx":  # rows without a value left out, the rest numbered on, as read_excel does
+            block = block.filter(~pl.all_horizontal(pl.all().is_null()))
         if not block.height:
             continue
         if seen + block.height > limits.max_rows:

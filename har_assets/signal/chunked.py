@@ -23,11 +23,13 @@ from har_assets.signal.fusion import (
     FusionStats,
     SensorStats,
     antialias_cutoff,
+    grid_steps,
     hz_of_interval,
     intersect_spans,
     label_at,
 )
 from har_assets.signal.gravity import gravity_filter, gravity_split
+from har_assets.signal.pipeline import no_fused_samples, no_windows
 from har_assets.signal.windowing import WindowSet, windows_at
 
 BLOCK_S = 1800.0  # fused seconds per block: 90,000 rows at 50 Hz, a few tens of MB in flight
@@ -73,8 +75,7 @@ def _segments(accel: SampleSpool, gyro: SampleSpool, cfg: PreprocessConfig) -> t
     period = cfg.period_ms
     firsts, counts, kept, dropped = [], [], [], 0
     for lo, hi in intersect_spans(accel.run_spans(), gyro.run_spans()):
-        k0, k1 = np.ceil(lo / period), np.floor(hi / period)
-        n = int(k1 - k0) + 1
+        k0, n = grid_steps(lo, hi, period)
         if n < 2 or (n - 1) * period < cfg.min_segment_s * 1000.0:
             dropped += 1
             continue
@@ -135,10 +136,15 @@ class ChunkedRecording:
                 yield windows_at(columns, labels, starts - r0, cfg)
 
 
-def chunked_recording(accel: SampleSpool, gyro: SampleSpool, labels: pl.DataFrame | None, cfg: PreprocessConfig,
-                      block_s: float = BLOCK_S) -> ChunkedRecording:
-    """The spooled sensors fused, filtered and windowed as `preprocess_samples` does, a block at a time.
-    `labels` (start_ms, end_ms, activity): None or none, every window unlabelled."""
+def chunked_recording(participant: str, accel: SampleSpool, gyro: SampleSpool, labels: pl.DataFrame | None,
+                      cfg: PreprocessConfig, block_s: float = BLOCK_S) -> ChunkedRecording:
+    """The spooled sensors fused, filtered and windowed as `preprocess_samples` does, a block at a time, with its
+    errors (no fused sample, no window). `labels` (start_ms, end_ms, activity): None or none, every window
+    unlabelled. The spools must have been split into runs at the config's max_gap_s."""
+    for spool in (accel, gyro):
+        if spool.max_gap_ms != cfg.max_gap_s * 1000.0:
+            raise ValueError(f"{spool.folder} was split at gaps over {spool.max_gap_ms:g} ms, the config says "
+                             f"{cfg.max_gap_s * 1000.0:g} ms")
     a, a_hz, a_cut = _sensor(accel, cfg)
     g, g_hz, g_cut = _sensor(gyro, cfg)
     segments, kept, dropped = _segments(accel, gyro, cfg)
@@ -151,6 +157,10 @@ def chunked_recording(accel: SampleSpool, gyro: SampleSpool, labels: pl.DataFram
         duration_s=float(fused / cfg.target_hz),
         dropped_short_spans=dropped,
     )
+    if not fused:
+        raise no_fused_samples(participant, stats, cfg)
+    if segments[1].max() < cfg.window_size:
+        raise no_windows(participant, cfg)
     block_rows = max(1, round(block_s * cfg.target_hz / cfg.window_step)) * cfg.window_step
     return ChunkedRecording(a, g, labels if labels is not None and labels.height else None, segments, stats, cfg,
                             block_rows)

@@ -75,6 +75,8 @@ def filtered_rows(sos: np.ndarray, read: Callable[[int, int], np.ndarray], n: in
     FILTER_BLOCK rows from its start, each with `settle_samples` of its neighbours on either side (to rounding,
     what a pass over the whole run gives): so its values are the same whether the run is held in memory or read
     a block at a time. `done` (for one run) keeps the last two blocks filtered, for calls that walk the run."""
+    if hi <= lo:
+        return read(lo, lo)
     default_pad = 3 * (2 * len(sos) + 1)
     margin = settle_samples(sos) if n > FILTER_BLOCK else 0
     parts = []

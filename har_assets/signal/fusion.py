@@ -87,6 +87,17 @@ def antialias(t_ms: np.ndarray, values: np.ndarray, native_hz: float, cfg: Prepr
     return zero_phase(sos, values, gap_bounds(t_ms, cfg.max_gap_s * 1000.0)), cutoff
 
 
+def grid_steps(lo: float, hi: float, period: float) -> tuple[float, int]:
+    """First multiple k0 of the period and how many (n) lie inside [lo, hi]: grid times (k0 + i) * period, never
+    outside the span however the products round."""
+    k0, k1 = np.ceil(lo / period), np.floor(hi / period)
+    if k0 * period < lo:
+        k0 += 1
+    if k1 * period > hi:
+        k1 -= 1
+    return float(k0), int(k1 - k0) + 1
+
+
 def intersect_spans(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise intersection of two sorted, disjoint span lists."""
     out: list[tuple[float, float]] = []
@@ -161,11 +172,11 @@ def fuse_samples(accel: SensorSamples, gyro: SensorSamples,
     kept: list[tuple[float, float]] = []
     dropped = 0
     for lo, hi in overlap:
-        k = np.arange(np.ceil(lo / period), np.floor(hi / period) + 1)
-        if k.size < 2 or (k.size - 1) * period < cfg.min_segment_s * 1000.0:
+        k0, n = grid_steps(lo, hi, period)
+        if n < 2 or (n - 1) * period < cfg.min_segment_s * 1000.0:
             dropped += 1
             continue
-        grids.append(k * period)
+        grids.append((k0 + np.arange(n)) * period)
         kept.append((lo, hi))
     segments = np.array(kept, dtype=float).reshape(-1, 2)
     t = np.concatenate(grids) if grids else np.empty(0)

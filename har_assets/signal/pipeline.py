@@ -17,7 +17,7 @@ from har_assets.signal.gravity import gravity_columns
 from har_assets.signal.windowing import WindowSet, make_windows, windows_from_columns
 
 
-def _no_fused_samples(participant: str, stats: FusionStats, cfg: PreprocessConfig) -> PipelineDataError:
+def no_fused_samples(participant: str, stats: FusionStats, cfg: PreprocessConfig) -> PipelineDataError:
     return PipelineDataError(
         participant, "fusion",
         f"no span of at least {cfg.min_segment_s:g} s where both sensors record without a gap over "
@@ -25,7 +25,7 @@ def _no_fused_samples(participant: str, stats: FusionStats, cfg: PreprocessConfi
     )
 
 
-def _no_windows(participant: str, cfg: PreprocessConfig) -> PipelineDataError:
+def no_windows(participant: str, cfg: PreprocessConfig) -> PipelineDataError:
     return PipelineDataError(
         participant, "windowing",
         f"no segment is long enough for one window of {cfg.window_size} samples "
@@ -37,7 +37,7 @@ def fuse_recording(raw: RawRecording, cfg: PreprocessConfig) -> tuple[pl.DataFra
     """Fuse both sensors; an empty result is an error, never an empty table."""
     fused, stats = fuse(raw.accel, raw.gyro, raw.labels, cfg)
     if fused.height == 0:
-        raise _no_fused_samples(raw.participant, stats, cfg)
+        raise no_fused_samples(raw.participant, stats, cfg)
     return fused, stats
 
 
@@ -45,7 +45,7 @@ def window_recording(participant: str, filtered: pl.DataFrame, cfg: PreprocessCo
     """Cut windows; a recording too short for a single window is an error."""
     windows = make_windows(filtered, cfg)
     if len(windows) == 0:
-        raise _no_windows(participant, cfg)
+        raise no_windows(participant, cfg)
     return windows
 
 
@@ -55,12 +55,12 @@ def preprocess_samples(participant: str, accel: SensorSamples, gyro: SensorSampl
     `labels` (start_ms, end_ms, activity) label the windows; None or none: every window is unlabelled."""
     columns, stats = fuse_samples(accel, gyro, cfg)
     if columns["t_ms"].size == 0:
-        raise _no_fused_samples(participant, stats, cfg)
+        raise no_fused_samples(participant, stats, cfg)
     columns |= gravity_columns(columns, cfg)
     sample_labels = label_at(columns["t_ms"], labels).to_numpy() if labels is not None and labels.height else None
     windows = windows_from_columns(columns, sample_labels, cfg)
     if len(windows) == 0:
-        raise _no_windows(participant, cfg)
+        raise no_windows(participant, cfg)
     return windows, stats
 
 
