@@ -117,11 +117,12 @@ def test_placeholder_secrets_are_refused_at_start(images: dict[str, str], tmp_pa
         for variable in ("POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"):
             assert f"({variable} in .env) is the example's placeholder" in said, said
         assert "set a secret of your own in .env" in said and "Listening at" not in said, said
-        out = stack.compose("up", "-d", "--no-deps", "api")  # the API alone: its own key
-        assert out.returncode == 0, out.stderr[-2000:]
-        said = stack.wait("the API to refuse the placeholder key", lambda: "placeholder" in (
-            log := stack.log("api")) and log, 120)
-        assert "HAR_API_KEY is the example's placeholder" in said and "Uvicorn running" not in said, said
+        # the API alone, its own key, in a one-off container of the service: what it says and how it ends come
+        # straight back (its restarting container's `podman logs` showed only some of its lines)
+        out = stack.compose("run", "--rm", "--no-deps", "api")
+        said = out.stdout + out.stderr
+        assert out.returncode == 78, said[-3000:]  # EX_CONFIG, before the server starts
+        assert "HAR_API_KEY is the example's placeholder" in said and "Uvicorn running" not in said, said[-3000:]
 
 
 def test_the_stack_comes_up_trains_serves_and_survives_restarts(images: dict[str, str], tmp_path: Path,
